@@ -1,0 +1,224 @@
+"""The record types: one per physical table, field order = COPY column order = the SQL column order.
+
+Parsers (``collector.deribit``) build these; the store (``collector.store``) writes them. Units and types
+are final here: timestamps are aware UTC datetimes, prices/sizes/greeks are floats or None (never a
+made-up 0), names are text. Each type names its target table in ``__table__``; the column list and the
+PostgreSQL types for binary COPY are derived from the annotations by :func:`columns_of`.
+
+Records are msgspec Structs (frozen, array-like, no GC tracking): cheap to build on the hot path,
+converted to a tuple for COPY by ``msgspec.structs.astuple`` and encoded compactly into the spool.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
+
+import msgspec
+
+
+class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Base of every row type. ``__table__`` is the physical table it is written to."""
+
+    __table__: ClassVar[str] = ""
+
+
+F = Union[float, None]  # double precision, NULL when Deribit sends nothing
+
+
+class IndexPrice(Record, frozen=True, array_like=True, gc=False):
+    __table__: ClassVar[str] = "index_prices"
+    timestamp: datetime
+    index_name: str
+    price: float
+    estimated_delivery_price: F = None
+
+
+class Candle(Record, frozen=True, array_like=True, gc=False):
+    """A 1-minute OHLCV bar of a perpetual (``perpetuals_ohlcv``)."""
+
+    __table__: ClassVar[str] = "perpetuals_ohlcv"
+    timestamp: datetime
+    instrument: str
+    currency: str
+    open: F
+    high: F
+    low: F
+    close: F
+    volume: F
+    cost: F
+
+
+class FutureCandle(Candle, frozen=True, array_like=True, gc=False):
+    """A 1-minute OHLCV bar of a dated future (``futures_ohlcv``); same columns as a perpetual's."""
+
+    __table__: ClassVar[str] = "futures_ohlcv"
+
+
+class OptionBar(Record, frozen=True, array_like=True, gc=False):
+    """One row per live option per minute: the book summary, plus real OHLCV where it traded."""
+
+    __table__: ClassVar[str] = "options_ohlcv"
+    timestamp: datetime
+    instrument: str
+    currency: str
+    open: F
+    high: F
+    low: F
+    close: F
+    volume: F
+    bid_price: F
+    ask_price: F
+    mid_price: F
+    mark_price: F
+    mark_iv: F
+    bid_iv: F
+    ask_iv: F
+    underlying_price: F
+    underlying_index: str | None
+    index_price: F
+    volume_24h: F
+    open_interest: F
+
+
+class Greeks(Record, frozen=True, array_like=True, gc=False):
+    __table__: ClassVar[str] = "options_greeks"
+    timestamp: datetime
+    instrument: str
+    currency: str
+    delta: F
+    gamma: F
+    vega: F
+    theta: F
+    rho: F
+    mark_iv: F
+    bid_iv: F
+    ask_iv: F
+    mark_price: F
+    underlying_price: F
+    index_price: F
+    open_interest: F
+
+
+class Funding(Record, frozen=True, array_like=True, gc=False):
+    __table__: ClassVar[str] = "funding_rates"
+    timestamp: datetime
+    instrument: str
+    currency: str
+    interest_1h: F
+    interest_8h: F
+    index_price: F
+    prev_index_price: F
+
+
+class OptionQuote(Record, frozen=True, array_like=True, gc=False):
+    """A change of an option's best bid/ask (from ``ticker.*`` or ``quote.*``); read through the
+    per-currency views ``{cur}_option_quotes``."""
+
+    __table__: ClassVar[str] = "option_quotes"
+    timestamp: datetime
+    instrument: str
+    currency: str
+    best_bid_price: F
+    best_bid_amount: F
+    best_ask_price: F
+    best_ask_amount: F
+    mark_price: F = None
+    mark_iv: F = None
+    bid_iv: F = None
+    ask_iv: F = None
+    underlying_price: F = None
+    underlying_index: str | None = None
+    index_price: F = None
+    open_interest: F = None
+
+
+class OptionTrade(Record, frozen=True, array_like=True, gc=False):
+    """One option trade; read through ``{cur}_option_trades``. Unique by (instrument, trade_seq)."""
+
+    __table__: ClassVar[str] = "option_trades"
+    timestamp: datetime
+    instrument: str
+    currency: str
+    trade_seq: int
+    trade_id: str
+    price: float
+    amount: float
+    direction: str
+    contracts: F = None
+    tick_direction: int | None = None
+    index_price: F = None
+    mark_price: F = None
+    iv: F = None
+    liquidation: str | None = None
+    block_trade_id: str | None = None
+    combo_id: str | None = None
+
+
+class BookDepth(Record, frozen=True, array_like=True, gc=False):
+    """A top-N order-book snapshot of a perpetual (``perpetuals_orderbook_depth``)."""
+
+    __table__: ClassVar[str] = "perpetuals_orderbook_depth"
+    timestamp: datetime
+    instrument: str
+    currency: str
+    change_id: int | None
+    depth: int
+    bid_prices: list[float]
+    bid_amounts: list[float]
+    ask_prices: list[float]
+    ask_amounts: list[float]
+    best_bid_price: F = None
+    best_ask_price: F = None
+    mark_price: F = None
+    index_price: F = None
+
+
+class OptionBookDepth(BookDepth, frozen=True, array_like=True, gc=False):
+    """A top-N order-book snapshot of an option; read through ``{cur}_option_orderbook_depth``."""
+
+    __table__: ClassVar[str] = "option_orderbook_depth"
+
+
+class DataGap(Record, frozen=True, array_like=True, gc=False):
+    """A detected hole. ``timestamp`` is when it was detected; [gap_start, gap_end] is what is missing."""
+
+    __table__: ClassVar[str] = "data_gaps"
+    timestamp: datetime
+    relation: str
+    instrument: str  # '' when the gap covers a whole relation/connection, never NULL
+    currency: str
+    gap_start: datetime
+    gap_end: datetime
+    cause: str
+    recoverable: bool
+    backfilled_at: datetime | None = None
+    from_seq: int | None = None
+    to_seq: int | None = None
+    missing_count: int | None = None
+    details: str | None = None
+
+
+RECORD_TYPES: tuple[type[Record], ...] = (
+    IndexPrice, Candle, FutureCandle, OptionBar, Greeks, Funding, OptionQuote, OptionTrade,
+    BookDepth, OptionBookDepth, DataGap,
+)
+BY_TABLE: dict[str, type[Record]] = {t.__table__: t for t in RECORD_TYPES}
+
+_PG_TYPES: dict[Any, str] = {datetime: "timestamptz", float: "float8", int: "int8", str: "text", bool: "bool"}
+
+
+def columns_of(rtype: type[Record]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(column names, PostgreSQL type names) of a record type, in COPY order."""
+    hints = get_type_hints(rtype)
+    names = rtype.__struct_fields__
+    types = []
+    for name in names:
+        t = hints[name]
+        if get_origin(t) is Union or type(t).__name__ == "UnionType":
+            t = next(a for a in get_args(t) if a is not type(None))
+        if get_origin(t) is list:
+            types.append(_PG_TYPES[get_args(t)[0]] + "[]")
+        else:
+            types.append(_PG_TYPES[t])
+    return tuple(names), tuple(types)
