@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from collector import __version__
+from collector import __version__, log
 from collector.config import ConfigError, Settings
 from collector.sim.cli import sim
 
@@ -29,7 +29,9 @@ class _Group(click.Group):
 
 def _settings(ctx: click.Context, **overrides) -> Settings:
     base = ctx.find_root().obj or {}
-    return Settings.load(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+    settings = Settings.load(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+    log.setup(settings.log_level)
+    return settings
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)

@@ -2,8 +2,8 @@
 
 Parsers (``collector.deribit``) build these; the store (``collector.store``) writes them. Units and types
 are final here: timestamps are aware UTC datetimes, prices/sizes/greeks are floats or None (never a
-made-up 0), names are text. Each type names its target table in ``__table__``; the column list and the
-PostgreSQL types for binary COPY are derived from the annotations by :func:`columns_of`.
+made-up 0), names are text. Each type names its target table in ``__table__``; its column list is
+``__struct_fields__`` (the writer takes the PostgreSQL types from the table itself).
 
 Records are msgspec Structs (frozen, array-like, no GC tracking): cheap to build on the hot path,
 converted to a tuple for COPY by ``msgspec.structs.astuple`` and encoded compactly into the spool.
@@ -12,7 +12,7 @@ converted to a tuple for COPY by ``msgspec.structs.astuple`` and encoded compact
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
+from typing import ClassVar, Union
 
 import msgspec
 
@@ -204,21 +204,3 @@ RECORD_TYPES: tuple[type[Record], ...] = (
     BookDepth, OptionBookDepth, DataGap,
 )
 BY_TABLE: dict[str, type[Record]] = {t.__table__: t for t in RECORD_TYPES}
-
-_PG_TYPES: dict[Any, str] = {datetime: "timestamptz", float: "float8", int: "int8", str: "text", bool: "bool"}
-
-
-def columns_of(rtype: type[Record]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(column names, PostgreSQL type names) of a record type, in COPY order."""
-    hints = get_type_hints(rtype)
-    names = rtype.__struct_fields__
-    types = []
-    for name in names:
-        t = hints[name]
-        if get_origin(t) is Union or type(t).__name__ == "UnionType":
-            t = next(a for a in get_args(t) if a is not type(None))
-        if get_origin(t) is list:
-            types.append(_PG_TYPES[get_args(t)[0]] + "[]")
-        else:
-            types.append(_PG_TYPES[t])
-    return tuple(names), tuple(types)

@@ -1,0 +1,177 @@
+"""The stream's side of the writer: a bounded in-memory queue flushed by size or age.
+
+``put()`` never blocks and never waits for the database: records are appended to a list, and a
+flusher task hands batches to :class:`BatchStore` in a worker thread (COPY, or the spool when the
+database is away). Memory is bounded by ``max_rows``: when the queue is full (the flusher is behind),
+the oldest pending rows are moved straight to the spool. Only when the spool is full too are rows
+dropped, and then loudly: an error log, the ``dropped`` counter (shown in ``collector_status``) and a
+``data_gaps`` row per table with the time range lost, written once the database takes writes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Iterable
+
+from collector.records import Record
+from collector.store.spool import SpoolFull
+from collector.store.writer import BatchStore, overflow_gap
+
+log = logging.getLogger(__name__)
+
+
+class WriteQueue:
+    """Owns a BatchStore; run :meth:`run` as a task, :meth:`put` records, :meth:`close` at the end."""
+
+    def __init__(self, store: BatchStore, *, batch_rows: int = 5000, max_age_s: float = 1.0,
+                 max_rows: int = 200_000, max_batch_rows: int | None = None,
+                 job: str | None = None, status_every_s: float = 5.0) -> None:
+        self.store = store
+        self.job = job                      # the collector_status row this queue reports into
+        self.status_every_s = status_every_s
+        self.status_fields: dict = {}       # extra columns the owning job keeps current
+        self._status_at = 0.0
+        self.started_at = datetime.now(timezone.utc)
+        self.batch_rows = batch_rows
+        self.max_age_s = max_age_s
+        self.max_rows = max(max_rows, batch_rows)
+        self.max_batch_rows = max_batch_rows or max(batch_rows * 4, 20_000)
+        self._pending: list[Record] = []
+        self._first_at = 0.0            # monotonic time of the oldest pending record
+        self._wake = asyncio.Event()
+        self._closing = False
+        self.dropped = 0
+        self._dropped_ranges: dict[str, list] = {}   # table -> [first ts, last ts, count]
+        self._overflow_logged = False
+        self.flushes = 0
+        self.last_flush_ok = 0.0       # monotonic time of the last flush that committed or spooled
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def put(self, record: Record) -> None:
+        if not self._pending:
+            self._first_at = time.monotonic()
+        self._pending.append(record)
+        n = len(self._pending)
+        if n >= self.batch_rows:
+            self._wake.set()
+            if n >= self.max_rows:
+                self._spill()
+
+    def put_many(self, records: Iterable[Record]) -> None:
+        for r in records:
+            self.put(r)
+
+    def _spill(self, count: int | None = None) -> None:
+        """The queue is full: move the oldest rows (half by default) to the spool — a local file
+        write, no database — or, when the spool is full too, drop them loudly."""
+        rows = self._pending[: len(self._pending) // 2 if count is None else count]
+        del self._pending[: len(rows)]
+        groups: dict[type, list[Record]] = defaultdict(list)
+        for r in rows:
+            groups[type(r)].append(r)
+        for rtype, group in groups.items():
+            try:
+                self.store.spool.append(rtype.__table__, group)
+                self.store.stats.spooled += len(group)
+            except SpoolFull:
+                self._drop(group)
+
+    def _drop(self, rows: Iterable[Record]) -> None:
+        by_table: dict[str, list[Record]] = defaultdict(list)
+        for r in rows:
+            by_table[type(r).__table__].append(r)
+        for table, group in by_table.items():
+            self._drop_table(table, group)
+
+    def _drop_table(self, table: str, rows: list[Record]) -> None:
+        self.dropped += len(rows)
+        ts = [r.timestamp for r in rows if isinstance(getattr(r, "timestamp", None), datetime)]
+        rng = self._dropped_ranges.setdefault(table, [min(ts), max(ts), 0] if ts else [None, None, 0])
+        if ts:
+            rng[0] = min(rng[0], *ts) if rng[0] else min(ts)
+            rng[1] = max(rng[1], *ts) if rng[1] else max(ts)
+        rng[2] += len(rows)
+        if not self._overflow_logged:
+            log.error("writer_overflow", extra={"table": table, "rows": len(rows),
+                                                "spool_bytes": self.store.spool.bytes,
+                                                "action": "dropping rows; they are counted and recorded in data_gaps"})
+            self._overflow_logged = True
+
+    def _take_gaps(self) -> list[Record]:
+        gaps = [overflow_gap(table, first, last, count) for table, (first, last, count) in self._dropped_ranges.items()
+                if first is not None]
+        self._dropped_ranges.clear()
+        return gaps
+
+    async def run(self) -> None:
+        """Flush forever (until :meth:`close`): by size, or when the oldest row is ``max_age_s`` old."""
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.max_age_s)
+                except TimeoutError:
+                    pass
+            elif len(self._pending) < self.batch_rows and not self._closing:
+                age = time.monotonic() - self._first_at
+                if age < self.max_age_s:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=self.max_age_s - age)
+                    except TimeoutError:
+                        pass
+            if self._closing and not self._pending:
+                return
+            await self._flush_once()
+
+    async def _flush_once(self) -> None:
+        batch = self._pending[: self.max_batch_rows]
+        del self._pending[: len(batch)]
+        if self._pending:
+            self._first_at = time.monotonic()
+        if self._dropped_ranges and self.store.stats.db_up:
+            batch.extend(self._take_gaps())
+        try:
+            result = await asyncio.to_thread(self._write, batch)
+            self.last_flush_ok = time.monotonic()
+            if result.overflow:
+                self._drop(result.overflow)
+        except Exception as err:  # noqa: BLE001 - keep the rows; the caller's watchdog sees no progress
+            log.exception("flush_failed", extra={"error": str(err)[:300]})
+            self._pending[:0] = batch
+            await asyncio.sleep(1.0)
+        self.flushes += 1
+
+    def _write(self, batch: list[Record]):
+        """In the worker thread: the batch, then (every few seconds) this job's status row."""
+        result = self.store.write(batch)
+        now = time.monotonic()
+        if self.job and now - self._status_at >= self.status_every_s:
+            self._status_at = now
+            self.store.report_status(self.job, self.state(), started_at=self.started_at,
+                                     rows_dropped=self.dropped, queue_rows=len(self._pending),
+                                     **self.status_fields)
+        return result
+
+    def state(self) -> str:
+        if self._dropped_ranges or (self.dropped and self.store.spool.is_full()):
+            return "overflow"
+        if not self.store.stats.db_up or self.store.spool.bytes:
+            return "degraded"
+        return "stopping" if self._closing else "running"
+
+    async def close(self, timeout_s: float = 8.0) -> None:
+        """Flush what is pending (to the database or the spool) within ``timeout_s``."""
+        self._closing = True
+        self._wake.set()
+        deadline = time.monotonic() + timeout_s
+        while self._pending and time.monotonic() < deadline:
+            await self._flush_once()
+        if self._pending:  # out of time: the spool is local and fast
+            self._spill(len(self._pending))

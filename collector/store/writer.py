@@ -1,0 +1,316 @@
+"""The batch writer: records -> binary COPY into a staging table -> INSERT … ON CONFLICT DO NOTHING.
+
+:class:`BatchStore` is synchronous (the REST jobs call it directly; the stream's :class:`WriteQueue`
+calls it from a worker thread). One call to :meth:`BatchStore.write` is one transaction covering every
+table in the batch. Re-sending rows never duplicates them: the tables' natural keys absorb them.
+
+When the database is unreachable (or goes away mid-flush), the batch goes to the :class:`Spool` and the
+call returns normally; the next write after the database is back replays the spool first, oldest
+segment first, each deleted only after its commit. When a batch fails because of its data (not the
+connection), it is split until the bad rows are isolated: the good rows are written, the bad ones are
+kept in ``<spool>/rejected/`` and counted; one bad row never costs a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Sequence
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from collector.records import RECORD_TYPES, DataGap, Record
+from collector.store import db, status
+from collector.store.spool import Spool, SpoolCorrupt, SpoolFull
+
+log = logging.getLogger(__name__)
+_astuple = msgspec.structs.astuple
+
+
+class SchemaMismatch(RuntimeError):
+    """The database lacks a table or column the records need: run `collector db migrate`."""
+
+
+@dataclass
+class WriteStats:
+    """Counters since the store was created (the status row and STATUS= line read these)."""
+
+    inserted: int = 0        # new rows committed
+    duplicates: int = 0      # rows already present (absorbed by the natural key)
+    spooled: int = 0         # rows put in the spool
+    replayed: int = 0        # rows committed from the spool
+    rejected: int = 0        # rows the database refused because of their data
+    errors: int = 0          # failed flush attempts
+    last_write_at: datetime | None = None
+    db_up: bool = False
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: int = 0
+    duplicates: int = 0
+    spooled: int = 0
+    rejected: int = 0
+    overflow: tuple[Record, ...] = ()   # rows neither committed nor spooled (the spool is full)
+
+
+@dataclass
+class _Table:
+    name: str
+    columns: tuple[str, ...]
+    pg_types: list[str] = field(default_factory=list)
+    create_stage: sql.Composed | None = None
+    copy: sql.Composed | None = None
+    merge: sql.Composed | None = None
+
+
+class BatchStore:
+    """Idempotent batch writes with an outage spool. Not thread-safe: one owner thread at a time."""
+
+    def __init__(self, dsn: str, spool: Spool, *, retry_initial_s: float = 0.5, retry_max_s: float = 5.0,
+                 replay_segments_per_write: int = 8, clock: Callable[[], float] = time.monotonic) -> None:
+        self.dsn = dsn
+        self.spool = spool
+        self.stats = WriteStats()
+        self._conn: psycopg.Connection | None = None
+        self._tables: dict[type[Record], _Table] = {}
+        self._retry_initial = retry_initial_s
+        self._retry_max = retry_max_s
+        self._retry_delay = retry_initial_s
+        self._next_try = 0.0
+        self._clock = clock
+        self._replay_per_write = replay_segments_per_write
+        self._down_logged = False
+        self._reject_spool: Spool | None = None
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection | None:
+        """The live connection, or None while the database is down (retried with capped backoff)."""
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        now = self._clock()
+        if now < self._next_try:
+            return None
+        try:
+            conn = db.connect(self.dsn, autocommit=True)
+            self._prepare(conn)
+        except psycopg.Error as err:
+            if not db.is_connection_error(err):
+                raise
+            self._mark_down(err)
+            return None
+        self._conn = conn
+        self._retry_delay = self._retry_initial
+        self.stats.db_up = True
+        if self._down_logged:
+            log.warning("database_back", extra={"spool_segments": len(self.spool), "spool_bytes": self.spool.bytes})
+            self._down_logged = False
+        return conn
+
+    def _mark_down(self, err: BaseException) -> None:
+        self.close()
+        self.stats.db_up = False
+        self.stats.errors += 1
+        self._next_try = self._clock() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self._retry_max)
+        if not self._down_logged:
+            log.error("database_unavailable", extra={"error": str(err).strip()[:300], "action": "spooling"})
+            self._down_logged = True
+
+    def _prepare(self, conn: psycopg.Connection) -> None:
+        """Create the per-connection staging tables; learn the column types for binary COPY."""
+        for rtype in RECORD_TYPES:
+            name = rtype.__table__
+            cols = rtype.__struct_fields__
+            found = dict(conn.execute(
+                "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+                "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped", (name,)).fetchall())
+            missing = [c for c in cols if c not in found]
+            if missing:
+                raise SchemaMismatch(f"table {name} lacks columns {missing} (or does not exist): run `collector db migrate`")
+            stage = sql.Identifier(f"_stage_{name}")
+            target = sql.Identifier(name)
+            collist = sql.SQL(", ").join(map(sql.Identifier, cols))
+            t = _Table(name, cols, [found[c] for c in cols])
+            t.create_stage = sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(stage, target)
+            t.copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, collist)
+            t.merge = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(target, collist, collist, stage)
+            conn.execute(t.create_stage)
+            self._tables[rtype] = t
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection must not raise
+                pass
+        self._conn = None
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write(self, records: Iterable[Record]) -> WriteResult:
+        """Write one batch (any mix of record types) in one transaction, or spool it."""
+        groups: dict[type[Record], list[Record]] = defaultdict(list)
+        for r in records:
+            groups[type(r)].append(r)
+        if not groups:
+            self.replay(self._replay_per_write)
+            return WriteResult()
+        conn = self._connection()
+        if conn is not None and self._replay_per_write and self.spool.bytes:
+            self.replay(self._replay_per_write)
+            conn = self._connection()
+        if conn is None:
+            return self._to_spool(groups)
+        try:
+            inserted, staged = self._commit(conn, groups)
+        except psycopg.Error as err:
+            if db.is_connection_error(err) or conn.closed:
+                self._mark_down(err)
+                return self._to_spool(groups)
+            self.stats.errors += 1
+            return self._isolate(groups, err)
+        return self._count(inserted, staged)
+
+    def _commit(self, conn: psycopg.Connection, groups: dict[type[Record], list[Record]]) -> tuple[int, int]:
+        inserted = staged = 0
+        with conn.transaction():
+            with conn.cursor() as cur:
+                for rtype, rows in groups.items():
+                    t = self._tables[rtype]
+                    with cur.copy(t.copy) as copy:
+                        copy.set_types(t.pg_types)
+                        write_row = copy.write_row
+                        for r in rows:
+                            write_row(_astuple(r))
+                    cur.execute(t.merge)
+                    inserted += cur.rowcount
+                    staged += len(rows)
+        return inserted, staged
+
+    def _count(self, inserted: int, staged: int, rejected: int = 0) -> WriteResult:
+        self.stats.inserted += inserted
+        self.stats.duplicates += staged - inserted
+        self.stats.last_write_at = datetime.now(timezone.utc)
+        return WriteResult(inserted=inserted, duplicates=staged - inserted, rejected=rejected)
+
+    def _to_spool(self, groups: dict[type[Record], list[Record]]) -> WriteResult:
+        n = 0
+        overflow: list[Record] = []
+        for rtype, rows in groups.items():
+            try:
+                self.spool.append(rtype.__table__, rows)
+                n += len(rows)
+            except SpoolFull:
+                overflow.extend(rows)  # the caller decides: count, log, data_gaps
+        self.stats.spooled += n
+        return WriteResult(spooled=n, overflow=tuple(overflow))
+
+    def _isolate(self, groups: dict[type[Record], list[Record]], err: psycopg.Error) -> WriteResult:
+        """The batch failed because of its data: write what is good, keep the bad rows aside."""
+        log.error("batch_rejected_by_database", extra={"error": str(err).strip()[:300], "action": "isolating bad rows"})
+        inserted = staged = rejected = 0
+        pending = [(rtype, rows) for rtype, rows in groups.items()]
+        while pending:
+            rtype, rows = pending.pop()
+            conn = self._connection()
+            if conn is None:  # the database went away while isolating: keep the rest safe
+                res = self._to_spool({rtype: rows, **{t: r for t, r in pending}})
+                self.stats.rejected += rejected
+                done = self._count(inserted, staged, rejected)
+                return WriteResult(done.inserted, done.duplicates, res.spooled, rejected, res.overflow)
+            try:
+                i, s = self._commit(conn, {rtype: rows})
+                inserted += i
+                staged += s
+            except psycopg.Error as e:
+                if db.is_connection_error(e) or conn.closed:
+                    self._mark_down(e)
+                    pending.append((rtype, rows))
+                elif len(rows) == 1:
+                    self._reject(rtype, rows, e)
+                    rejected += 1
+                else:
+                    mid = len(rows) // 2
+                    pending.extend([(rtype, rows[:mid]), (rtype, rows[mid:])])
+        self.stats.rejected += rejected
+        return self._count(inserted, staged, rejected)
+
+    def _reject(self, rtype: type[Record], rows: Sequence[Record], err: psycopg.Error) -> None:
+        if self._reject_spool is None:
+            self._reject_spool = Spool(self.spool.dir / "rejected", max_bytes=1 << 62)
+        seg = self._reject_spool.append(rtype.__table__, rows)
+        log.error("row_rejected", extra={"table": rtype.__table__, "error": str(err).strip()[:300], "kept_in": str(seg.path)})
+
+    def report_status(self, job: str, state: str, **fields) -> bool:
+        """Upsert this job's collector_status row; False (and nothing raised) while the database is down."""
+        conn = self._connection()
+        if conn is None:
+            return False
+        st = self.stats
+        try:
+            status.upsert_job(conn, job, state, last_write_at=st.last_write_at, rows_written=st.inserted,
+                              rows_spooled=st.spooled, errors=st.errors, spool_bytes=self.spool.bytes, **fields)
+        except psycopg.Error as err:
+            if db.is_connection_error(err) or conn.closed:
+                self._mark_down(err)
+                return False
+            raise
+        return True
+
+    # -- the spool ------------------------------------------------------------------------------
+
+    def replay(self, max_segments: int | None = None) -> int:
+        """Commit spooled segments, oldest first; stop at the first connection problem. Returns rows."""
+        done = 0
+        for n, seg in enumerate(self.spool.segments()):
+            if max_segments is not None and n >= max_segments:
+                break
+            conn = self._connection()
+            if conn is None:
+                break
+            try:
+                rows = self.spool.load(seg)
+            except SpoolCorrupt:
+                self.stats.errors += 1
+                continue
+            rtype = type(rows[0]) if rows else None
+            if rtype is None:
+                self.spool.remove(seg)
+                continue
+            try:
+                inserted, staged = self._commit(conn, {rtype: rows})
+                self._count(inserted, staged)
+            except psycopg.Error as err:
+                if db.is_connection_error(err) or conn.closed:
+                    self._mark_down(err)
+                    break
+                self.stats.errors += 1
+                self._isolate({rtype: rows}, err)
+            self.spool.remove(seg)
+            self.stats.replayed += len(rows)
+            done += len(rows)
+        if done:
+            log.info("spool_replayed", extra={"rows": done, "segments_left": len(self.spool)})
+        return done
+
+    def flush_spool(self) -> bool:
+        """Replay everything now; True when the spool is empty afterwards."""
+        self.replay()
+        return not self.spool.segments()
+
+
+def overflow_gap(table: str, first: datetime, last: datetime, count: int) -> DataGap:
+    """The data_gaps row that says rows were lost because the queue and the spool were both full."""
+    return DataGap(timestamp=datetime.now(timezone.utc), relation=table, instrument="", currency="",
+                   gap_start=first, gap_end=last, cause="writer_overflow", recoverable=False,
+                   missing_count=count, details="queue and spool full; rows dropped")
+
+
