@@ -4,14 +4,10 @@
   ``tests/support/pg_ctl`` (initdb refuses root).
 * ``dsn``: a fresh database with every migration applied, cloned from a template in milliseconds.
 * ``empty_dsn``: a fresh, empty database (for the migration tests).
-* ``make_server``: a separate server of the test's own, for tests that stop and start it for real.
+Tests that stop and start a server for real get one of their own (tests/store/test_outage.py).
 """
 
 from __future__ import annotations
-
-import itertools
-import os
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,32 +16,9 @@ from pytest_postgresql import factories
 
 from collector.store import migrate
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-PG_CTL = str(ROOT / "tests" / "support" / "pg_ctl")
+from tests.pgtools import PG_CTL, _admin, create_database, drop_database, dsn_of
 
 pg = factories.postgresql_proc(executable=PG_CTL, host="127.0.0.1", port=None)
-_db_names = itertools.count(1)
-
-
-def dsn_of(proc, dbname: str) -> str:
-    return f"postgresql://{proc.user}@{proc.host}:{proc.port}/{dbname}"
-
-
-def _admin(proc) -> psycopg.Connection:
-    return psycopg.connect(dsn_of(proc, "postgres"), autocommit=True)
-
-
-def create_database(proc, template: str = "template0") -> str:
-    name = f"t{os.getpid()}_{next(_db_names)}"
-    with _admin(proc) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
-    return name
-
-
-def drop_database(proc, name: str) -> None:
-    with _admin(proc) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
