@@ -216,7 +216,11 @@ def _convert(fname: str, var: str, value: Any) -> Any:
         for item in items:
             if not str(item).strip():
                 raise ConfigError(var, value, "a comma-separated list of currencies, e.g. BTC,ETH,SOL")
-            cur = validate_currency(item, var)
+            try:
+                cur = validate_currency(item, var)
+            except ConfigError:
+                raise ConfigError(var, value, f"{str(item).strip()!r} is not a currency: use 1-16 letters or digits "
+                                  "per item, comma-separated, e.g. BTC,ETH,SOL") from None
             if cur not in out:
                 out.append(cur)
         if not out:
