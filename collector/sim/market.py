@@ -25,7 +25,7 @@ class Inst:
 
     __slots__ = ("name", "kind", "cur", "obj", "expiry", "day", "strike", "is_call", "perp", "tick", "lot",
                  "book", "seq", "last", "oi", "buckets", "trades", "total", "state", "delivery",
-                 "mark_at", "mark", "greeks", "iv", "fwd", "skip_trades", "skip_book", "up")
+                 "mark_at", "mark", "greeks", "iv", "fwd", "skip_trades", "skip_book", "up", "seq0")
 
     def __init__(self, obj: dict, day: dt.date | None, book: Book, seq: int, oi: float) -> None:
         self.obj = obj
@@ -41,6 +41,7 @@ class Inst:
         self.lot = obj["min_trade_amount"]
         self.book = book
         self.seq = seq               # last trade_seq used
+        self.seq0 = seq              # trade_seq before the simulator's first trade
         self.last: float | None = None
         self.oi = oi
         self.buckets: dict[int, list] = {}  # hour -> [volume, volume_usd, high, low, first, notional]
@@ -106,6 +107,7 @@ class Market:
         self.events: list[tuple[str, str, dict]] = []   # (kind, currency, instrument.state data)
         self.cur_trades = {c: collections.deque(maxlen=history) for c in currencies}
         self.tick_no = 0
+        self.clock_ms = lambda: self.now  # the server replaces this with the simulated wall clock
         self._pools: dict[str, tuple[list, list, list]] | None = None
         first = universe.expiry_ms(universe._first_expiry_day(start_ms))
         self.next_settle = first
