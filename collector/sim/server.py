@@ -279,6 +279,8 @@ class Conn(asyncio.Protocol):
         proto = self.ws
         proto.receive_data(data)
         for ev in proto.events_received():
+            if self.closed:  # closing after 10028 / heartbeat: later requests are not served
+                continue
             op = ev.opcode
             if op in (Opcode.TEXT, Opcode.BINARY):
                 if ev.fin:
