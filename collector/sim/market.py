@@ -13,7 +13,8 @@ import math
 import random
 
 from collector.sim import pricing, universe
-from collector.sim.book import Book, round_tick
+from collector.sim.book import Book
+from collector.sim.trades import TradeFlow
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -88,7 +89,7 @@ def funding_rate(premium: float) -> float:
     return max(-0.005, min(0.005, rate))
 
 
-class Market:
+class Market(TradeFlow):
     def __init__(self, currencies: list[str], seed: int, start_ms: int, *, strikes: int = 16,
                  trade_rate: float = 20.0, history: int = 20000, speed: float = 1.0) -> None:
         self.rng = random.Random(seed)
@@ -109,7 +110,7 @@ class Market:
         self.tick_no = 0
         self.clock_ms = lambda: self.now  # the server replaces this with the simulated wall clock
         self._pools: dict[str, tuple[list, list, list]] | None = None
-        first = universe.expiry_ms(universe._first_expiry_day(start_ms))
+        first = universe.expiry_ms(universe.first_expiry_day(start_ms))
         self.next_settle = first
         for c in currencies:
             self._backfill_funding(self.cur[c], start_ms)
@@ -246,7 +247,7 @@ class Market:
     def list_expiry(self, c: str) -> list[str]:
         """A new option expiry now: the first 08:00 UTC date not yet listed for ``c``."""
         cs = self.cur[c]
-        day = universe._first_expiry_day(self.now)
+        day = universe.first_expiry_day(self.now)
         while day in cs.option_days:
             day += dt.timedelta(days=1)
         return self._list_options(c, day, self.now, self.now, False)
@@ -294,107 +295,6 @@ class Market:
         if jitter:
             inst.book.jitter()
         return inst.book
-
-    # ---- trades --------------------------------------------------------------------------------
-    def _pool(self, c: str) -> tuple[list, list, list]:
-        if self._pools is None:
-            pools: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in self.cur}
-            for inst in self.live.values():
-                p = pools[inst.cur]
-                (p[0] if inst.perp else p[1] if inst.kind == "future" else p[2]).append(inst)
-            self._pools = pools
-        return self._pools[c]
-
-    def _count(self, lam: float) -> int:
-        if lam <= 0:
-            return 0
-        if lam > 30:
-            return max(0, int(round(self.rng.gauss(lam, math.sqrt(lam)))))
-        n, p, limit = 0, 1.0, math.exp(-lam)
-        while True:
-            p *= self.rng.random()
-            if p <= limit:
-                return n
-            n += 1
-
-    def _trades(self, real_dt: float, t0: int, t1: int) -> list[dict]:
-        n = self._count(self.trade_rate * max(real_dt, 0.0))
-        if n == 0:
-            return []
-        rng = self.rng
-        stamps = sorted(rng.randint(t0 + 1, max(t0 + 1, t1)) for _ in range(n))
-        curs = list(self.cur)
-        out = []
-        for ts in stamps:
-            c = rng.choice(curs)
-            perps, futs, opts = self._pool(c)
-            r = rng.random()
-            pool = perps if r < 0.3 else futs if r < 0.45 else opts
-            if not pool:
-                pool = perps or futs or opts
-            if not pool:
-                continue
-            out.append(self._execute(rng.choice(pool), ts))
-        return out
-
-    def _execute(self, inst: Inst, ts: int) -> dict:
-        cs = self.cur[inst.cur]
-        rng = self.rng
-        mark = self.price(inst)
-        book = self.touch_book(inst, jitter=False)
-        is_buy = rng.random() < 0.5
-        amount = round(inst.lot * rng.randint(1, 30), 8)
-        price = book.take(is_buy, amount) or max(round_tick(mark, inst.tick), inst.tick)
-        if inst.last is not None and price != inst.last:
-            inst.up = price > inst.last
-            tick_dir = 0 if inst.up else 2
-        else:
-            tick_dir = 1 if inst.up else 3
-        inst.last = price
-        inst.seq += 1
-        inst.total += 1
-        cs.trade_id += 1
-        trade = {
-            "trade_seq": inst.seq,
-            "trade_id": str(cs.trade_id) if inst.cur == "BTC" else f"{inst.cur}-{cs.trade_id}",
-            "timestamp": ts,
-            "tick_direction": tick_dir,
-            "price": price,
-            "mark_price": mark,
-            "instrument_name": inst.name,
-            "index_price": round(cs.index, 2),
-            "direction": "buy" if is_buy else "sell",
-            "amount": amount,
-            "contracts": round(amount / inst.obj["contract_size"], 8),
-        }
-        if inst.kind == "option":
-            trade["iv"] = inst.iv
-        inst.oi = max(inst.lot, inst.oi + (amount if rng.random() < 0.55 else -amount))
-        inst.trades.append(trade)
-        if len(inst.trades) > self.history:
-            inst.trades.popleft()
-        self.cur_trades[inst.cur].append(trade)
-        self._bucket(inst, trade)
-        return trade
-
-    def _bucket(self, inst: Inst, t: dict) -> None:
-        key = t["timestamp"] // HOUR_MS
-        price, amount = t["price"], t["amount"]
-        if inst.kind == "option":
-            vol, usd, notional = amount, amount * price * t["index_price"], amount * price
-        else:
-            vol, usd, notional = amount / price, amount, amount
-        b = inst.buckets.get(key)
-        if b is None:
-            inst.buckets[key] = [vol, usd, price, price, price, notional]
-            for old in [k for k in inst.buckets if k < key - 24]:
-                del inst.buckets[old]
-        else:
-            b[0] += vol
-            b[1] += usd
-            b[2] = max(b[2], price)
-            b[3] = min(b[3], price)
-            b[5] += notional
 
     def find(self, name: str) -> Inst | None:
         return self.live.get(name) or self.expired.get(name)

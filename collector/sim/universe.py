@@ -70,7 +70,7 @@ def settlement_period(day: dt.date) -> str:
     return "week" if day.weekday() == 4 else "day"
 
 
-def _first_expiry_day(now_ms: int) -> dt.date:
+def first_expiry_day(now_ms: int) -> dt.date:
     now = dt.datetime.fromtimestamp(now_ms / 1000, UTC)
     day = now.date()
     return day if now.hour < 8 else day + dt.timedelta(days=1)
@@ -91,7 +91,7 @@ def _months_ahead(start: dt.date, count: int, quarterly: bool) -> list[dt.date]:
 
 def option_expiries(now_ms: int) -> list[dt.date]:
     """3 dailies, 3 weeklies, 3 monthlies, 4 quarterlies (deduplicated, sorted)."""
-    first = _first_expiry_day(now_ms)
+    first = first_expiry_day(now_ms)
     days = {first + dt.timedelta(days=i) for i in range(3)}
     friday = first + dt.timedelta(days=(4 - first.weekday()) % 7)
     days |= {friday + dt.timedelta(weeks=i) for i in range(3)}
@@ -101,7 +101,7 @@ def option_expiries(now_ms: int) -> list[dt.date]:
 
 def future_expiries(now_ms: int) -> list[dt.date]:
     """2 weeklies, 3 monthlies, 4 quarterlies."""
-    first = _first_expiry_day(now_ms)
+    first = first_expiry_day(now_ms)
     friday = first + dt.timedelta(days=(4 - first.weekday()) % 7)
     days = {friday + dt.timedelta(weeks=i) for i in range(2)}
     days |= set(_months_ahead(first, 3, False)) | set(_months_ahead(first, 4, True))
