@@ -20,6 +20,7 @@ __all__ = ["CreditBucket", "shared_bucket", "DEFAULT_COST", "DEFAULT_CAPACITY", 
 DEFAULT_COST = 500
 DEFAULT_CAPACITY = 50_000
 DEFAULT_REFILL_PER_S = 10_000
+_EPSILON = 1e-6  # credits
 
 
 class CreditBucket:
@@ -66,8 +67,8 @@ class CreditBucket:
             self._refill(now)
             if now < self._paused_until:
                 return self._paused_until - now
-            if self._credits >= need:
-                self._credits -= need
+            if self._credits + _EPSILON >= need:  # float dust must not cause an endless wait
+                self._credits = max(0.0, self._credits - need)
                 return 0.0
             return (need - self._credits) / self.refill_per_s
 
