@@ -43,6 +43,7 @@ class WriteQueue:
         self._pending: list[Record] = []
         self._first_at = 0.0            # monotonic time of the oldest pending record
         self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()   # one flush at a time: the store has one connection
         self._closing = False
         self.dropped = 0
         self._dropped_ranges: dict[str, list] = {}   # table -> [first ts, last ts, count]
@@ -131,6 +132,10 @@ class WriteQueue:
             await self._flush_once()
 
     async def _flush_once(self) -> None:
+        async with self._flush_lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         batch = self._pending[: self.max_batch_rows]
         del self._pending[: len(batch)]
         if self._pending:

@@ -14,6 +14,7 @@ kept in ``<spool>/rejected/`` and counted; one bad row never costs a batch.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ class _Table:
 
 
 class BatchStore:
-    """Idempotent batch writes with an outage spool. Not thread-safe: one owner thread at a time."""
+    """Idempotent batch writes with an outage spool. Calls are serialized by a lock (one connection)."""
 
     def __init__(self, dsn: str, spool: Spool, *, retry_initial_s: float = 0.5, retry_max_s: float = 5.0,
                  replay_segments_per_write: int = 8, clock: Callable[[], float] = time.monotonic) -> None:
@@ -87,6 +88,7 @@ class BatchStore:
         self._replay_per_write = replay_segments_per_write
         self._down_logged = False
         self._reject_spool: Spool | None = None
+        self._lock = threading.RLock()
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -157,6 +159,10 @@ class BatchStore:
 
     def write(self, records: Iterable[Record]) -> WriteResult:
         """Write one batch (any mix of record types) in one transaction, or spool it."""
+        with self._lock:
+            return self._write(records)
+
+    def _write(self, records: Iterable[Record]) -> WriteResult:
         groups: dict[type[Record], list[Record]] = defaultdict(list)
         for r in records:
             groups[type(r)].append(r)
@@ -251,6 +257,10 @@ class BatchStore:
 
     def report_status(self, job: str, state: str, **fields) -> bool:
         """Upsert this job's collector_status row; False (and nothing raised) while the database is down."""
+        with self._lock:
+            return self._report_status(job, state, **fields)
+
+    def _report_status(self, job: str, state: str, **fields) -> bool:
         conn = self._connection()
         if conn is None:
             return False
@@ -269,6 +279,10 @@ class BatchStore:
 
     def replay(self, max_segments: int | None = None) -> int:
         """Commit spooled segments, oldest first; stop at the first connection problem. Returns rows."""
+        with self._lock:
+            return self._replay(max_segments)
+
+    def _replay(self, max_segments: int | None) -> int:
         done = 0
         for n, seg in enumerate(self.spool.segments()):
             if max_segments is not None and n >= max_segments:
@@ -278,6 +292,8 @@ class BatchStore:
                 break
             try:
                 rows = self.spool.load(seg)
+            except FileNotFoundError:  # already replayed and removed
+                continue
             except SpoolCorrupt:
                 self.stats.errors += 1
                 continue
