@@ -4,6 +4,8 @@ GET  /_sim/stats                      counters: notifications per channel, trade
 GET  /_sim/trades?instrument=NAME     every trade generated for NAME (or ?currency=CUR), oldest first
 POST /_sim/fault  {"kind": ...}       drop_connections | skip_book_change | skip_trades |
                                       malformed_frame | stall | expire | list | rest_errors
+                                      (rest_errors: {"count": N, "instrument"?: NAME, "code"?: 10028|13028})
+POST /_sim/clock  {"speed": X}        change the simulated clock's speed from now on (0 pauses it)
 """
 
 from __future__ import annotations
@@ -19,18 +21,20 @@ MALFORMED = ws_frame(b'{"jsonrpc":"2.0","method":"subscription","params":{"chann
 
 def handle(srv, method: str, path: str, query: dict, body: bytes) -> tuple[int, dict]:
     if path in ("/_sim", "/_sim/"):
-        return 200, {"endpoints": ["/_sim/stats", "/_sim/trades", "/_sim/fault"], **srv.urls()}
+        return 200, {"endpoints": ["/_sim/stats", "/_sim/trades", "/_sim/fault", "/_sim/clock"], **srv.urls()}
     if path == "/_sim/stats" and method == "GET":
         return 200, stats(srv)
     if path == "/_sim/trades" and method == "GET":
         return trades(srv, query)
-    if path == "/_sim/fault" and method == "POST":
+    if path in ("/_sim/fault", "/_sim/clock") and method == "POST":
         try:
             spec = orjson.loads(body or b"{}")
         except orjson.JSONDecodeError:
             return 400, {"error": "body must be a JSON object"}
         if not isinstance(spec, dict):
             return 400, {"error": "body must be a JSON object"}
+        if path == "/_sim/clock":
+            return clock(srv, spec)
         return fault(srv, spec)
     return 404, {"error": f"no such control endpoint: {method} {path}"}
 
@@ -80,6 +84,16 @@ def trades(srv, query: dict) -> tuple[int, dict]:
     return 400, {"error": "give ?instrument=NAME or ?currency=CUR"}
 
 
+def clock(srv, spec: dict) -> tuple[int, dict]:
+    try:
+        speed = float(spec.get("speed"))
+    except (TypeError, ValueError):
+        return 400, {"error": "speed must be a number >= 0"}
+    if not speed >= 0:
+        return 400, {"error": "speed must be a number >= 0"}
+    return 200, {"ok": True, "now": srv.clock.set_speed(speed), "speed": speed}
+
+
 def fault(srv, spec: dict) -> tuple[int, dict]:
     kind = spec.get("kind")
     m = srv.market
@@ -117,7 +131,18 @@ def fault(srv, spec: dict) -> tuple[int, dict]:
             return 404, {"error": "unknown currency"}
         return 200, {"ok": True, "listed": m.list_expiry(cur)}
     if kind == "rest_errors":
-        srv.rest_errors += int(spec.get("count", 1))
-        return 200, {"ok": True, "pending": srv.rest_errors}
+        code = spec.get("code")
+        if code not in (None, 10028, 13028):
+            return 400, {"error": "code must be 10028 or 13028"}
+        count, name = int(spec.get("count", 1)), spec.get("instrument")
+        if name is None:
+            srv.rest_errors += count
+            srv.rest_error_code = code
+            return 200, {"ok": True, "pending": srv.rest_errors}
+        if m.find(str(name)) is None:
+            return 404, {"error": "unknown instrument"}
+        left, _ = srv.instrument_errors.get(str(name), (0, None))
+        srv.instrument_errors[str(name)] = (left + count, code)
+        return 200, {"ok": True, "pending": left + count, "instrument": name}
     srv.stats["fault_" + str(kind)] -= 1
     return 400, {"error": f"unknown fault kind {kind!r}"}

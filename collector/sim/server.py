@@ -70,6 +70,8 @@ class Server:
         self.stats = collections.Counter()
         self.stall_until = 0.0
         self.rest_errors = 0
+        self.rest_error_code: int | None = None   # None: 10028 and 13028 alternately
+        self.instrument_errors: dict[str, tuple[int, int | None]] = {}  # name -> (left, code)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._ticker: asyncio.Task | None = None
@@ -130,7 +132,16 @@ class Server:
             self.count_error(429)
             return 429, b'{"error":"too many connections"}'
         if self.rest_errors > 0:
-            return self._rest_fault(us_in)
+            self.rest_errors -= 1
+            return self._rest_fault(us_in, self.rest_error_code)
+        if self.instrument_errors and query.get("instrument_name") in self.instrument_errors:
+            name = query["instrument_name"]
+            left, code = self.instrument_errors[name]
+            if left <= 1:
+                del self.instrument_errors[name]
+            else:
+                self.instrument_errors[name] = (left - 1, code)
+            return self._rest_fault(us_in, code)
         rpc_method = url.path[len(REST_PREFIX):]
         params: dict = query
         req_id = None
@@ -158,10 +169,9 @@ class Server:
         self.count_error(err.code)
         return status, envelope(req_id, us_in, self.testnet, error=err)
 
-    def _rest_fault(self, us_in: int) -> tuple[int, bytes]:
-        self.rest_errors -= 1
+    def _rest_fault(self, us_in: int, code: int | None = None) -> tuple[int, bytes]:
         self.stats["rest_errors_injected"] += 1
-        if self.stats["rest_errors_injected"] % 2:
+        if code == 10028 or (code is None and self.stats["rest_errors_injected"] % 2):
             return self._rpc_error(None, us_in, RpcError(10028), 429)
         return self._rpc_error(None, us_in, RpcError(13028), 503)
 

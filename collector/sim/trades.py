@@ -40,6 +40,8 @@ class TradeFlow:
             n += 1
 
     def _trades(self, real_dt: float, t0: int, t1: int) -> list[dict]:
+        if t1 <= t0:  # the clock is paused (or has not moved): no trades in no time
+            return []
         n = self._count(self.trade_rate * max(real_dt, 0.0))
         if n == 0:
             return []

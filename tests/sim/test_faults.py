@@ -113,3 +113,33 @@ def test_rest_errors(sim):
 def test_unknown_fault_is_400(sim):
     r = requests.post(f"{sim.urls['control']}/fault", json={"kind": "meteor"}, timeout=5)
     assert r.status_code == 400
+
+
+def test_rest_errors_for_one_instrument_with_a_chosen_code(sim):
+    control(sim, "fault", {"kind": "rest_errors", "count": 2, "instrument": "BTC-PERPETUAL", "code": 13028})
+    assert rest(sim, "get_time").status_code == 200
+    assert rest(sim, "ticker", instrument_name="ETH-PERPETUAL").status_code == 200
+    for _ in range(2):
+        r = rest(sim, "ticker", instrument_name="BTC-PERPETUAL")
+        assert r.status_code == 503 and r.json()["error"]["code"] == 13028
+    assert rest(sim, "ticker", instrument_name="BTC-PERPETUAL").status_code == 200
+    bad = requests.post(f"{sim.urls['control']}/fault", json={"kind": "rest_errors", "code": 1}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_clock_speed_change_and_pause(make_sim):
+    s = make_sim(speed=3600, currencies=["BTC"], trade_rate=200)
+    time.sleep(0.3)
+    paused = control(s, "clock", {"speed": 0})
+    assert paused["now"] > 0 and paused["speed"] == 0
+    time.sleep(0.3)  # the next tick still fills in the trades up to the pause
+    trades_then = control(s, "stats")["trades"]["total"]
+    time.sleep(0.3)
+    st = control(s, "stats")
+    assert st["clock"]["now"] == paused["now"] and st["clock"]["speed"] == 0
+    assert st["trades"]["total"] == trades_then  # no trades while the clock stands still
+    control(s, "clock", {"speed": 1})
+    time.sleep(0.05)
+    assert control(s, "stats")["clock"]["now"] > paused["now"]
+    r = requests.post(f"{s.urls['control']}/clock", json={"speed": -1}, timeout=5)
+    assert r.status_code == 400
