@@ -6,6 +6,7 @@ No logic lives here. A configuration error exits 2 with one line naming the vari
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -82,6 +83,94 @@ def db_status(ctx: click.Context, max_age: tuple[str, ...], as_json: bool, exact
 
     settings = _settings(ctx)
     sys.exit(dbadmin.status(settings, max_age=max_age, as_json=as_json, exact=exact))
+
+
+@main.command("ws")
+@click.option("--currency", required=True, metavar="CUR", help="The currency to stream, e.g. BTC (systemd: ws-collector@BTC).")
+@click.option("--ws-url", metavar="URL", help="Deribit WebSocket URL [env DERIBIT_WS_URL].")
+@click.option("--rest-url", metavar="URL", help="Deribit REST URL, for backfills and the instrument list [env DERIBIT_REST_URL].")
+@click.option("--top-n", type=int, metavar="N", help="Options to stream, by open interest; 0 = the whole chain [env WS_{CUR}_TOP_N_INSTRUMENTS; default 50].")
+@click.option("--archive", "archive_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also keep every raw frame with its receive time, in hourly gzip files under DIR/CUR/.")
+@click.pass_context
+def ws(ctx: click.Context, currency: str, ws_url: str | None, rest_url: str | None, top_n: int | None,
+       archive_dir: Path | None) -> None:
+    """Stream one currency's options (quotes, trades), index and perpetual book into the database.
+
+    Runs until SIGTERM/SIGINT; reconnects forever; recovers missed trades over REST; records every gap
+    it cannot recover in data_gaps. Under systemd it speaks sd_notify (READY, WATCHDOG, STATUS, STOPPING).
+    """
+    from collector.config import validate_currency
+    from collector.jobs import ws as ws_job
+
+    cur = validate_currency(currency.upper(), "--currency")
+    settings = _settings(ctx, ws_url=ws_url, rest_url=rest_url,
+                         ws_top_n={cur: top_n} if top_n is not None else None)
+    settings.require_database_url()
+    sys.exit(ws_job.run(settings, cur, archive_dir=archive_dir))
+
+
+@main.command("replay")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def replay(ctx: click.Context, files: tuple[Path, ...]) -> None:
+    """Load recorded frames (ws --archive files, or one Deribit JSON message per line) into the database.
+
+    Uses the stream's own parser and the idempotent writer; prints a JSON report of what was read,
+    written and not understood.
+    """
+    from collector.jobs import replay as replay_job
+
+    settings = _settings(ctx)
+    sys.exit(replay_job.run(settings, list(files)))
+
+
+_REST_URL = click.option("--rest-url", metavar="URL", help="Deribit REST URL [env DERIBIT_REST_URL].")
+
+
+@main.command("rest")
+@_REST_URL
+@click.pass_context
+def rest(ctx: click.Context, rest_url: str | None) -> None:
+    """One pass (every minute): 1-min candles of perpetuals and futures with catch-up, the option chain's
+    1-min row, index prices. Exits 1 when anything failed (after storing the rest)."""
+    from collector.jobs import rest as job
+
+    sys.exit(job.run(_settings(ctx, rest_url=rest_url)).exit_code)
+
+
+@main.command("depth")
+@_REST_URL
+@click.option("--top-n", "depth_top_n", type=int, metavar="N", help="Book levels per side [env DEPTH_TOP_N; default 20].")
+@click.option("--options-top-n", "depth_options_top_n", type=int, metavar="N",
+              help="Options per currency, by open interest; 0 = all [env DEPTH_OPTIONS_TOP_N; default 0].")
+@click.pass_context
+def depth(ctx: click.Context, rest_url: str | None, depth_top_n: int | None, depth_options_top_n: int | None) -> None:
+    """One pass (every 5 min): top-N order books of the perpetuals and the options."""
+    from collector.jobs import depth as job
+
+    sys.exit(job.run(_settings(ctx, rest_url=rest_url, depth_top_n=depth_top_n,
+                               depth_options_top_n=depth_options_top_n)).exit_code)
+
+
+@main.command("greeks")
+@_REST_URL
+@click.pass_context
+def greeks(ctx: click.Context, rest_url: str | None) -> None:
+    """One pass (hourly): greeks and IVs of every live option."""
+    from collector.jobs import greeks as job
+
+    sys.exit(job.run(_settings(ctx, rest_url=rest_url)).exit_code)
+
+
+@main.command("funding")
+@_REST_URL
+@click.pass_context
+def funding(ctx: click.Context, rest_url: str | None) -> None:
+    """One pass (every 8 h): perpetual funding history since the newest stored row."""
+    from collector.jobs import funding as job
+
+    sys.exit(job.run(_settings(ctx, rest_url=rest_url)).exit_code)
 
 
 main.add_command(sim)

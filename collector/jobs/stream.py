@@ -1,0 +1,217 @@
+"""The stream's pipeline: one notification in, rows out (to a sink), continuity events out (to callbacks).
+
+Shared by ``collector ws`` (live) and ``collector replay`` (a capture or an archive), so both give the
+same rows from the same frames. No I/O and no awaiting here: the parsing is the pure parsers of
+:mod:`collector.deribit.parse`; this class adds the per-instrument state a stream needs:
+
+* quotes: a row only when an option's best bid/ask price or size changed (``ticker.*`` repeats unchanged
+  books when only the mark moves);
+* trades: ``trade_seq`` continuity per instrument; a jump calls ``on_trade_gap`` (the job backfills it
+  over REST), an old seq is dropped as a duplicate;
+* books: the ``change_id`` chain per instrument; a break calls ``on_book_break`` (the job resubscribes
+  that one channel); the book is kept in memory and a top-N snapshot row is emitted every
+  ``book_snapshot_every_s`` of exchange time;
+* instrument states: ``on_state``.
+
+Bad messages never raise out of :meth:`Pipeline.handle`: they are counted by reason and logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from collector.deribit import parse
+from collector.deribit.frames import ParseError
+from collector.deribit.sequence import BookChain, BookStatus, BookStep, TradeGap, TradeSequence
+from collector.records import BookDepth, OptionBookDepth, Record
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Record], None]
+
+
+class _Book:
+    __slots__ = ("bids", "asks", "change_id", "emitted_at")
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.change_id = 0
+        self.emitted_at: datetime | None = None
+
+
+def _apply(side: dict[float, float], levels: Any) -> None:
+    if type(levels) is not list:
+        raise ParseError("book side: expected an array")
+    for lv in levels:
+        if type(lv) is not list or len(lv) != 3:
+            raise ParseError("book level: expected [action, price, amount]")
+        action, price, amount = lv
+        if action == "delete" or not amount:
+            side.pop(float(price), None)
+        else:
+            side[float(price)] = float(amount)
+
+
+class Pipeline:
+    def __init__(self, currency: str, sink: Sink, *, depth_levels: int = 20,
+                 book_snapshot_every_s: float = 60.0,
+                 on_trade_gap: Callable[[TradeGap, datetime | None, datetime], None] | None = None,
+                 on_book_break: Callable[[str, BookStep], None] | None = None,
+                 on_state: Callable[[parse.InstrumentState], None] | None = None) -> None:
+        self.currency = currency
+        self.sink = sink
+        self.depth_levels = depth_levels
+        self.book_every = timedelta(seconds=book_snapshot_every_s)
+        self.on_trade_gap = on_trade_gap
+        self.on_book_break = on_book_break
+        self.on_state = on_state
+        self.seq = TradeSequence()
+        self.chain = BookChain()
+        self._books: dict[str, _Book] = {}
+        self._last_quote: dict[str, tuple] = {}
+        self._last_trade_at: dict[str, datetime] = {}
+        self.counts: Counter = Counter()      # notifications, quotes, quotes_unchanged, trades, ...
+        self.bad: Counter = Counter()         # bad messages by reason
+        self._logged: set[str] = set()
+        self.last_data_at: datetime | None = None   # exchange time of the newest row
+
+    # -- entry point -----------------------------------------------------------------------------
+
+    def handle(self, channel: str, data: Any) -> None:
+        self.counts["notifications"] += 1
+        try:
+            head = channel[: channel.find(".")]
+            if head == "ticker":
+                self._quote(parse.quote_from_ticker(data))
+            elif head == "trades":
+                self._trades(data)
+            elif head == "quote":
+                self._quote(parse.quote_from_quote(data))
+            elif head == "deribit_price_index":
+                row = parse.index_price(data)
+                self.counts["index"] += 1
+                self.sink(row)
+            elif head == "book":
+                self._book(channel, data)
+            elif head == "instrument":
+                st = parse.instrument_state(data)
+                self.counts["states"] += 1
+                if self.on_state is not None:
+                    self.on_state(st)
+            else:
+                self.bad_message(f"unexpected channel {head!r}", channel)
+        except ParseError as err:
+            self.bad_message(f"{head}: {err}", channel)
+        except (TypeError, ValueError, AttributeError, KeyError) as err:  # a shape no parser expected
+            self.bad_message(f"{head}: {type(err).__name__}: {err}", channel)
+
+    def bad_message(self, reason: str, where: str = "") -> None:
+        """Count a bad message by reason; log each reason once."""
+        self.bad[reason] += 1
+        if reason not in self._logged and len(self._logged) < 1000:
+            self._logged.add(reason)
+            log.warning("bad_message", extra={"reason": reason[:300], "channel": where[:200],
+                                              "action": "skipped; counted, logged once per reason"})
+
+    # -- quotes ----------------------------------------------------------------------------------
+
+    def _quote(self, q) -> None:
+        if q.instrument.count("-") != 3:   # only options have a quote table
+            self.counts["ticker_not_option"] += 1
+            return
+        key = (q.best_bid_price, q.best_bid_amount, q.best_ask_price, q.best_ask_amount)
+        if self._last_quote.get(q.instrument) == key:
+            self.counts["quotes_unchanged"] += 1
+            return
+        self._last_quote[q.instrument] = key
+        self.counts["quotes"] += 1
+        self.last_data_at = q.timestamp
+        self.sink(q)
+
+    # -- trades ----------------------------------------------------------------------------------
+
+    def _trades(self, data: Any) -> None:
+        errors: list[ParseError] = []
+        rows = parse.trades(data, errors)
+        for err in errors:
+            self.bad_message(f"trades: {err}", "trades")
+        feed = self.seq.feed
+        for t in rows:
+            if t.instrument.count("-") != 3:
+                self.counts["trade_not_option"] += 1
+                continue
+            r = feed(t.instrument, t.trade_seq)
+            if r is None:
+                pass
+            elif type(r) is TradeGap:
+                self.counts["trade_gaps"] += 1
+                if self.on_trade_gap is not None:
+                    self.on_trade_gap(r, self._last_trade_at.get(t.instrument), t.timestamp)
+            else:
+                self.counts["trade_duplicates"] += 1
+                continue
+            self._last_trade_at[t.instrument] = t.timestamp
+            self.counts["trades"] += 1
+            self.last_data_at = t.timestamp
+            self.sink(t)
+
+    def seed_trades(self, last_seqs: dict[str, int]) -> None:
+        """Baselines from the database, so a restart sees (and backfills) what it missed."""
+        for inst, seq in last_seqs.items():
+            self.seq.seed(inst, seq)
+
+    # -- books -----------------------------------------------------------------------------------
+
+    def _book(self, channel: str, data: Any) -> None:
+        step = self.chain.feed(data)
+        inst = step.instrument
+        status = step.status
+        if status == BookStatus.SNAPSHOT:
+            book = self._books[inst] = _Book()
+        elif status == BookStatus.OK:
+            book = self._books.get(inst)
+            if book is None:  # cannot happen after a snapshot; be safe
+                return
+        elif status == BookStatus.RESUBSCRIBE:
+            self.counts["book_breaks"] += 1
+            self._books.pop(inst, None)
+            if self.on_book_break is not None:
+                self.on_book_break(channel, step)
+            return
+        else:  # duplicate, or waiting for the snapshot we asked for
+            self.counts["book_dropped"] += 1
+            return
+        _apply(book.bids, data.get("bids", []))
+        _apply(book.asks, data.get("asks", []))
+        book.change_id = step.change_id
+        self.counts["book"] += 1
+        ts = parse.ms_to_datetime(data.get("timestamp"))
+        if book.emitted_at is None or ts - book.emitted_at >= self.book_every:
+            book.emitted_at = ts
+            self.sink(self._snapshot(inst, book, ts))
+
+    def _snapshot(self, inst: str, book: _Book, ts: datetime) -> BookDepth:
+        n = self.depth_levels
+        bids = sorted(book.bids.items(), key=lambda kv: -kv[0])[:n]
+        asks = sorted(book.asks.items())[:n]
+        cls = OptionBookDepth if inst.count("-") == 3 else BookDepth
+        return cls(ts, inst, parse.currency_of(inst), book.change_id, n,
+                   [p for p, _ in bids], [a for _, a in bids], [p for p, _ in asks], [a for _, a in asks],
+                   bids[0][0] if bids else None, asks[0][0] if asks else None)
+
+    def reset_books(self) -> None:
+        """A new connection: every book starts again from its snapshot."""
+        self.chain.reset_all()
+        self._books.clear()
+
+    def forget(self, instrument: str) -> None:
+        """An expired instrument: drop its state."""
+        self.seq.forget(instrument)
+        self.chain.reset(instrument)
+        self._books.pop(instrument, None)
+        self._last_quote.pop(instrument, None)
+        self._last_trade_at.pop(instrument, None)
