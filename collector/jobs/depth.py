@@ -1,0 +1,62 @@
+"""`collector depth`: top-N order-book snapshots (every 5 min by default).
+
+Perpetuals go to ``perpetuals_orderbook_depth``; options (all live ones, or the top
+``DEPTH_OPTIONS_TOP_N`` by open interest per currency) to the per-currency option depth relations. One
+``public/get_order_book`` per instrument, asked for the smallest depth Deribit allows that covers N and
+cut to N levels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.config import Settings
+from collector.deribit import parse
+from collector.deribit.rest import RestClient
+from collector.jobs.restjob import Outcome, RestPass, Task, book_summaries, is_perpetual
+
+JOB = "depth"
+BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)  # the values get_order_book accepts
+
+
+def request_depth(n: int) -> int:
+    """The smallest depth Deribit accepts that gives at least ``n`` levels (``n`` <= 10000)."""
+    return next((d for d in BOOK_DEPTHS if d >= n), BOOK_DEPTHS[-1])
+
+
+def top_by_open_interest(summaries: list[dict], n: int) -> list[str]:
+    """Option names, most open interest first (then name); all of them when ``n`` is 0."""
+    def oi(s: dict) -> float:
+        v = s.get("open_interest")
+        return float(v) if type(v) in (int, float) else 0.0
+
+    ranked = sorted(summaries, key=lambda s: (-oi(s), s["instrument_name"]))
+    names = [s["instrument_name"] for s in ranked]
+    return names[:n] if n else names
+
+
+def run(settings: Settings, **pass_kw: Any) -> Outcome:
+    """One pass; ``pass_kw`` go to :class:`RestPass` (threads, bucket, client_kw)."""
+    with RestPass(settings, JOB, **pass_kw) as p:
+        listing = []
+        for cur in settings.currencies:
+            listing += [Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future")),
+                        Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option"))]
+        listed = p.run(listing)
+        n = settings.depth_top_n
+        tasks = []
+        for cur in settings.currencies:
+            perps = [s["instrument_name"] for s in listed.get(f"futures {cur}", [])
+                     if is_perpetual(s["instrument_name"])]
+            options = top_by_open_interest(listed.get(f"options {cur}", []), settings.depth_options_top_n)
+            tasks += [Task(name, _snapshot(p, name, n, option=False)) for name in perps]
+            tasks += [Task(name, _snapshot(p, name, n, option=True)) for name in options]
+        p.run(tasks)
+    return p.outcome
+
+
+def _snapshot(p: RestPass, name: str, n: int, option: bool):
+    def fetch(c: RestClient) -> None:
+        p.add([parse.book_depth(c.get_order_book(name, request_depth(n)), n, option=option)])
+
+    return fetch

@@ -1,0 +1,38 @@
+"""`collector greeks`: delta, gamma, vega, theta, rho and the IVs of every live option (hourly by default).
+
+The chain comes from one ``get_book_summary_by_currency?kind=option`` per currency, then one
+``public/ticker`` per option. An option that is no longer open when its ticker is read (it expired in
+between) is skipped quietly, like one Deribit no longer knows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.config import Settings
+from collector.deribit import parse
+from collector.deribit.rest import RestClient
+from collector.jobs.restjob import Outcome, RestPass, Task, book_summaries
+
+JOB = "greeks"
+
+
+def run(settings: Settings, **pass_kw: Any) -> Outcome:
+    """One pass; ``pass_kw`` go to :class:`RestPass` (threads, bucket, client_kw)."""
+    with RestPass(settings, JOB, **pass_kw) as p:
+        listed = p.run([Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option"))
+                        for cur in settings.currencies])
+        names = [s["instrument_name"] for cur in settings.currencies for s in listed.get(f"options {cur}", [])]
+        p.run([Task(name, _greeks(p, name)) for name in names])
+    return p.outcome
+
+
+def _greeks(p: RestPass, name: str):
+    def fetch(c: RestClient) -> None:
+        ticker = c.ticker(name)
+        if type(ticker) is dict and ticker.get("state", "open") != "open":
+            p.skip(name)  # expired between listing and fetch
+            return
+        p.add([parse.greeks_from_ticker(ticker)])
+
+    return fetch

@@ -1,0 +1,32 @@
+"""Where a catch-up job resumes: the newest stored timestamp of each instrument in a table.
+
+One index probe per instrument (``max(timestamp)`` on the table's ``(instrument, timestamp)`` key, read
+backwards), so the cost does not grow with the table. The table name comes from a record type, never
+from configuration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from psycopg import sql
+
+from collector.records import Record
+from collector.store import db
+
+_LATEST = "SELECT i, (SELECT max(timestamp) FROM {} WHERE instrument = i) FROM unnest(%s::text[]) AS i"
+
+
+def latest_timestamps(dsn: str, rtype: type[Record], instruments: Sequence[str]) -> dict[str, datetime]:
+    """``{instrument: newest timestamp}`` in ``rtype``'s table for those that have rows.
+
+    Raises ``psycopg.Error`` (e.g. OperationalError while the database is down); the caller decides.
+    """
+    if not instruments:
+        return {}
+    query = sql.SQL(_LATEST).format(sql.Identifier(rtype.__table__))
+    with db.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(query, (list(instruments),)).fetchall()
+    return {name: ts for name, ts in rows if ts is not None}
+
