@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from collector.deribit.ratelimit import CreditBucket
 from tests.jobs.restsim import start_sim
 
 
@@ -20,3 +21,9 @@ def rest_sim():
     yield make
     for s in started:
         s.stop()
+
+
+@pytest.fixture
+def bucket() -> CreditBucket:
+    """A full credit pool for a test's fresh simulator (whose own pool starts full too)."""
+    return CreditBucket()

@@ -59,12 +59,13 @@ def test_three_hours_off_then_one_run_fills_every_candle_and_a_second_adds_nothi
     assert refused_10028(sim) == 0
 
 
-def test_option_chain_row_per_live_option_and_index(rest_sim, dsn, conn, tmp_path):
+def test_option_chain_row_per_live_option_and_index(rest_sim, dsn, conn, tmp_path, bucket):
     sim = rest_sim(speed=600, trade_rate=400, strikes=2)
     run_until(sim, START_MS + 20 * MINUTE_MS)
     now = pause(sim)
     bar = now - now % MINUTE_MS - MINUTE_MS
-    out = rest.run(settings_for(sim, dsn, tmp_path / "spool"))
+    settings = settings_for(sim, dsn, tmp_path / "spool", ohlcv_catchup_horizon_s="1h")
+    out = rest.run(settings, bucket=bucket)
     assert out.exit_code == EXIT_OK, out.failures
 
     options = {i["name"] for i in live(sim, "option")}
@@ -86,18 +87,19 @@ def test_option_chain_row_per_live_option_and_index(rest_sim, dsn, conn, tmp_pat
     assert [(r[0], ms(r[1])) for r in idx] == [("btc_usd", now), ("eth_usd", now)]
     assert all(r[2] > 0 for r in idx)
 
-    again = rest.run(settings_for(sim, dsn, tmp_path / "spool"))  # same minute: nothing new
+    again = rest.run(settings, bucket=bucket)  # same minute: nothing new
     assert again.exit_code == EXIT_OK and again.rows_inserted == 0
     status = conn.execute("SELECT state, details->>'failed' FROM collector_status WHERE job = 'rest'").fetchone()
     assert status == ("ok", "0")
 
 
-def test_injected_10028_and_5xx_are_backed_off_and_the_pass_completes(rest_sim, dsn, conn, tmp_path):
+def test_injected_10028_and_5xx_are_backed_off_and_the_pass_completes(rest_sim, dsn, conn, tmp_path, bucket):
     sim = rest_sim(speed=600, trade_rate=200, strikes=2, currencies=["BTC"])
     run_until(sim, START_MS + 10 * MINUTE_MS)
     pause(sim)
     control(sim, "fault", {"kind": "rest_errors", "count": 4})  # 10028, 13028, 10028, 13028
-    out = rest.run(settings_for(sim, dsn, tmp_path / "spool", currencies="BTC"), client_kw=FAST)
+    out = rest.run(settings_for(sim, dsn, tmp_path / "spool", currencies="BTC", ohlcv_catchup_horizon_s="1h"),
+                   bucket=bucket, client_kw=FAST)
     assert out.exit_code == EXIT_OK, out.failures
     assert out.retries == 4
     assert control(sim, "stats")["events"]["rest_errors_injected"] == 4
@@ -106,14 +108,15 @@ def test_injected_10028_and_5xx_are_backed_off_and_the_pass_completes(rest_sim, 
     assert conn.execute("SELECT count(*) FROM perpetuals_ohlcv").fetchone()[0] > 0
 
 
-def test_an_instrument_failing_for_good_exits_nonzero_with_the_others_stored(rest_sim, dsn, conn, tmp_path):
+def test_an_instrument_failing_for_good_exits_nonzero_with_the_others_stored(rest_sim, dsn, conn, tmp_path, bucket):
     sim = rest_sim(speed=600, trade_rate=200, strikes=2)
     run_until(sim, START_MS + 10 * MINUTE_MS)
     pause(sim)
     # every attempt of ETH-PERPETUAL's first chart request fails (the client tries 5 times)
     control(sim, "fault", {"kind": "rest_errors", "count": 5, "instrument": "ETH-PERPETUAL", "code": 13028})
     env = {**os.environ, "DATABASE_URL": dsn, "DERIBIT_REST_URL": sim.urls["rest"],
-           "COLLECTOR_SPOOL_DIR": str(tmp_path / "spool"), "COLLECTOR_LOG_LEVEL": "WARNING"}
+           "COLLECTOR_SPOOL_DIR": str(tmp_path / "spool"), "COLLECTOR_LOG_LEVEL": "WARNING",
+           "OHLCV_CATCHUP_HORIZON": "1h"}
     proc = subprocess.run([sys.executable, "-m", "collector.cli", "rest"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == EXIT_FAILED, proc.stderr
@@ -126,41 +129,41 @@ def test_an_instrument_failing_for_good_exits_nonzero_with_the_others_stored(res
     assert state == "failed" and list(failures) == ["ETH-PERPETUAL"]
 
     # once the exchange answers again, the next run fills the hole and exits 0
-    out = rest.run(settings_for(sim, dsn, tmp_path / "spool"))
+    out = rest.run(settings_for(sim, dsn, tmp_path / "spool", ohlcv_catchup_horizon_s="1h"), bucket=bucket)
     assert out.exit_code == EXIT_OK, out.failures
     assert conn.execute("SELECT count(*) FROM perpetuals_ohlcv WHERE instrument = 'ETH-PERPETUAL'").fetchone()[0] > 0
 
 
-def test_resume_starts_after_the_newest_stored_candle_within_the_horizon(rest_sim, dsn, conn, tmp_path):
+def test_resume_starts_after_the_newest_stored_candle_within_the_horizon(rest_sim, dsn, conn, tmp_path, bucket):
     sim = rest_sim(speed=3600, trade_rate=200, strikes=2, currencies=["BTC"])
     run_until(sim, START_MS + 2 * HOUR_MS)
     now = pause(sim)
     minute = now - now % MINUTE_MS
     settings = settings_for(sim, dsn, tmp_path / "spool", currencies="BTC", ohlcv_catchup_horizon_s="1h")
-    out = rest.run(settings)
+    out = rest.run(settings, bucket=bucket)
     assert out.exit_code == EXIT_OK, out.failures
     first, last = conn.execute("SELECT min(timestamp), max(timestamp) FROM perpetuals_ohlcv").fetchone()
     assert ms(first) >= minute - HOUR_MS and ms(last) == minute - MINUTE_MS  # the horizon bounds the catch-up
     # lose the last 30 minutes: the next run fetches exactly those again
     conn.execute("DELETE FROM perpetuals_ohlcv WHERE timestamp > %s::timestamptz - interval '30 minutes'", (last,))
-    with rest.RestPass(settings, "rest-resume-check") as p:
+    with rest.RestPass(settings, "rest-resume-check", bucket=bucket) as p:
         starts = rest.resume_points(p, ["BTC-PERPETUAL"], minute)
     assert starts == {"BTC-PERPETUAL": minute - 30 * MINUTE_MS}
-    again = rest.run(settings)
+    again = rest.run(settings, bucket=bucket)
     assert again.exit_code == EXIT_OK
     assert conn.execute("SELECT count(*) FROM perpetuals_ohlcv WHERE timestamp > %s::timestamptz - interval '30 minutes'",
                         (last,)).fetchone()[0] == 30
 
 
-def test_database_down_spools_and_the_next_run_replays(rest_sim, dsn, conn, tmp_path):
+def test_database_down_spools_and_the_next_run_replays(rest_sim, dsn, conn, tmp_path, bucket):
     sim = rest_sim(speed=600, trade_rate=200, strikes=2, currencies=["BTC"])
     run_until(sim, START_MS + 10 * MINUTE_MS)
     pause(sim)
     dead = "postgresql://nobody@127.0.0.1:1/none"
-    out = rest.run(settings_for(sim, dead, tmp_path / "spool", currencies="BTC"))
+    out = rest.run(settings_for(sim, dead, tmp_path / "spool", currencies="BTC"), bucket=bucket)
     assert out.exit_code == EXIT_OK, out.failures  # everything is safe in the spool
     assert out.rows_spooled > 0 and out.rows_inserted == 0
-    back = rest.run(settings_for(sim, dsn, tmp_path / "spool", currencies="BTC"))
+    back = rest.run(settings_for(sim, dsn, tmp_path / "spool", currencies="BTC"), bucket=bucket)
     assert back.exit_code == EXIT_OK
     assert conn.execute("SELECT count(*) FROM options_ohlcv").fetchone()[0] == len(live(sim, "option"))
     assert not list((tmp_path / "spool" / "rest").glob("*.spool"))
