@@ -57,6 +57,26 @@ class TradeSequence:
     def last(self, instrument: str) -> int | None:
         return self._last.get(instrument)
 
+    def advance(self, instrument: str, seqs: Iterable[int]) -> int | None:
+        """Trades fetched from elsewhere (a backfill) move the baseline only over a contiguous run from
+        it, so a hole beyond what was fetched is still reported when the stream reaches it. With no
+        baseline yet, the newest fetched seq becomes it. Returns the baseline."""
+        last = self._last.get(instrument)
+        ordered = sorted(set(seqs))
+        if not ordered:
+            return last
+        if last is None:
+            self._last[instrument] = ordered[-1]
+            return ordered[-1]
+        for s in ordered:
+            if s <= last:
+                continue
+            if s != last + 1:
+                break
+            last = s
+        self._last[instrument] = last
+        return last
+
     def forget(self, instrument: str) -> None:
         """Drop an expired instrument's state."""
         self._last.pop(instrument, None)

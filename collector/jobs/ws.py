@@ -378,10 +378,12 @@ class WsJob:
                 else:
                     self._record_backfill(job, None, str(err))
                 continue
+            by_inst: dict[str, list[int]] = {}
             for t in trades:
                 self.queue.put(t)
-                if self.pipeline.seq.last(t.instrument) is not None or job.kind == "time":
-                    self.pipeline.seq.seed(t.instrument, t.trade_seq)
+                by_inst.setdefault(t.instrument, []).append(t.trade_seq)
+            for inst, seqs in by_inst.items():
+                self.pipeline.seq.advance(inst, seqs)
             self.backfilled_trades += len(trades)
             self._record_backfill(job, trades, None)
 

@@ -132,3 +132,14 @@ def test_reset_and_malformed():
                 {"change_id": 1}, {"instrument_name": A, "change_id": 2, "prev_change_id": "1"}):
         with pytest.raises(P.ParseError):
             c.feed(bad)
+
+
+def test_advance_moves_the_baseline_only_over_a_contiguous_run():
+    from collector.deribit.sequence import TradeSequence
+
+    seq = TradeSequence({"A": 10})
+    assert seq.advance("A", [13, 11, 12, 15]) == 13        # 14 is still missing: 15 does not count
+    assert seq.feed("A", 16) == TradeGap("A", 14, 15)
+    assert seq.advance("A", [3, 4]) == 16                  # older trades never move it back
+    assert seq.advance("B", [7, 9]) == 9                    # no baseline: the newest fetched one
+    assert seq.advance("C", []) is None
