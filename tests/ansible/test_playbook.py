@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,7 @@ def deployment():
             "collector_user": TEST_USER, "collector_group": TEST_USER,
             "collector_prefix": str(base / "opt/collector"), "collector_config_dir": str(base / "etc/collector"),
             "collector_systemd_dir": str(base / "etc/systemd/system"),
-            "collector_wheel_dir": str(wheels), "collector_pip_offline": True,
+            "collector_wheel_dir": str(wheels), "collector_pip_offline": True, "collector_pip_find_links": [str(wheels)],
             "collector_install_packages": False, "collector_manage_services": False,
             "collector_currencies": ["BTC", "ETH", "SOL"], "collector_ws_top_n": {"ETH": 0},
             "collector_database_url": url + "collector_writer", "collector_migrate_database_url": url + "collector_owner",
@@ -161,10 +162,14 @@ def deployment():
 def runs(deployment):
     """First run, second run, --check --diff: their results, in order."""
     play = deployment["play"]
+    t0 = time.monotonic()
     first = play()
     assert first.returncode == 0, first.stdout + first.stderr
+    t1 = time.monotonic()
     second = play()
+    t2 = time.monotonic()
     check = play("--check", "--diff")
+    print(f"\nansible runs: first {t1 - t0:.1f}s, second {t2 - t1:.1f}s, check {time.monotonic() - t2:.1f}s")
     return {"first": first, "second": second, "check": check}
 
 
