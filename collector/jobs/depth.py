@@ -8,12 +8,13 @@ cut to N levels.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from collector.config import Settings
 from collector.deribit import parse
 from collector.deribit.rest import RestClient
-from collector.jobs.restjob import Outcome, RestPass, Task, book_summaries, is_perpetual
+from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries, is_perpetual
 
 JOB = "depth"
 BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)  # the values get_order_book accepts
@@ -44,13 +45,16 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
                         Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option"))]
         listed = p.run(listing)
         n = settings.depth_top_n
+        now = datetime.now(timezone.utc)
         tasks = []
         for cur in settings.currencies:
             perps = [s["instrument_name"] for s in listed.get(f"futures {cur}", [])
                      if is_perpetual(s["instrument_name"])]
             options = top_by_open_interest(listed.get(f"options {cur}", []), settings.depth_options_top_n)
-            tasks += [Task(name, _snapshot(p, name, n, option=False)) for name in perps]
-            tasks += [Task(name, _snapshot(p, name, n, option=True)) for name in options]
+            perp_gap = Gap("perpetuals_orderbook_depth", now, now, recoverable=False)
+            option_gap = Gap(f"{cur.lower()}_option_orderbook_depth", now, now, recoverable=False)
+            tasks += [Task(name, _snapshot(p, name, n, option=False), perp_gap) for name in perps]
+            tasks += [Task(name, _snapshot(p, name, n, option=True), option_gap) for name in options]
         p.run(tasks)
     return p.outcome
 

@@ -13,7 +13,7 @@ from collector.config import Settings
 from collector.deribit import parse
 from collector.deribit.rest import RestClient
 from collector.jobs.restjob import (
-    Outcome, RestPass, Task, book_summaries, datetime_ms, exchange_ms, is_perpetual, ms_datetime,
+    Gap, Outcome, RestPass, Task, book_summaries, datetime_ms, exchange_ms, is_perpetual, ms_datetime,
 )
 from collector.records import Funding
 
@@ -41,7 +41,8 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
         for name in perps:
             ts = last.get(name)
             start = max(now - horizon, datetime_ms(ts) + 1 if ts is not None else 0)
-            tasks.append(Task(name, _history(p, name, start, now)))
+            gap = Gap("funding_rates", ms_datetime(start), ms_datetime(now), recoverable=True)
+            tasks.append(Task(name, _history(p, name, start, now), gap))
         p.run(tasks)
     return p.outcome
 

@@ -7,12 +7,13 @@ between) is skipped quietly, like one Deribit no longer knows.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from collector.config import Settings
 from collector.deribit import parse
 from collector.deribit.rest import RestClient
-from collector.jobs.restjob import Outcome, RestPass, Task, book_summaries
+from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries
 
 JOB = "greeks"
 
@@ -23,7 +24,9 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
         listed = p.run([Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option"))
                         for cur in settings.currencies])
         names = [s["instrument_name"] for cur in settings.currencies for s in listed.get(f"options {cur}", [])]
-        p.run([Task(name, _greeks(p, name)) for name in names])
+        now = datetime.now(timezone.utc)
+        gap = Gap("options_greeks", now, now, recoverable=False)
+        p.run([Task(name, _greeks(p, name), gap) for name in names])
     return p.outcome
 
 

@@ -16,7 +16,6 @@ exchange's current minute:
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from collector.config import Settings
@@ -24,11 +23,9 @@ from collector.deribit import parse
 from collector.deribit.fields import ParseError
 from collector.deribit.rest import RestClient
 from collector.jobs.restjob import (
-    Outcome, RestPass, Task, book_summaries, datetime_ms, exchange_ms, is_perpetual, ms_datetime,
+    Gap, Outcome, RestPass, Task, book_summaries, datetime_ms, exchange_ms, is_perpetual, ms_datetime,
 )
 from collector.records import Candle, FutureCandle
-
-log = logging.getLogger(__name__)
 
 JOB = "rest"
 MINUTE_MS = 60_000
@@ -61,15 +58,18 @@ def _collect(p: RestPass, now: int) -> None:
     listed = p.run(listing)
 
     futures = [s["instrument_name"] for cur in settings.currencies for s in listed.get(f"futures {cur}", [])]
-    tasks = [Task(name, _candles_task(p, name, start, minute - 1))
+    tasks = [Task(name, _candles_task(p, name, start, minute - 1),
+                  Gap("perpetuals_ohlcv" if is_perpetual(name) else "futures_ohlcv", ms_datetime(start),
+                      ms_datetime(minute - MINUTE_MS), recoverable=True))
              for name, start in resume_points(p, futures, minute).items() if start < minute]
     options = {cur: listed[f"options {cur}"] for cur in settings.currencies if f"options {cur}" in listed}
     live = {s["instrument_name"] for chain in options.values() for s in chain}
     traded = sorted(set().union(*[listed.get(f"option trades {cur}", set()) for cur in settings.currencies]) & live)
-    tasks += [Task(f"{name} bar", lambda c, name=name: option_candle(c, name, bar)) for name in traded]
+    bar_gap = Gap("options_ohlcv", ms_datetime(bar), ms_datetime(bar), recoverable=False)  # row kept, no OHLC
+    tasks += [Task(name, lambda c, name=name: option_candle(c, name, bar), bar_gap) for name in traded]
     fetched = p.run(tasks)
 
-    charts = {name: fetched[f"{name} bar"] for name in traded if fetched.get(f"{name} bar") is not None}
+    charts = {name: fetched[name] for name in traded if fetched.get(name) is not None}
     for cur, chain in options.items():
         errors: list[ParseError] = []
         p.add(parse.option_bars(chain, ms_datetime(bar), charts, errors=errors))

@@ -35,7 +35,7 @@ from collector.config import Settings
 from collector.deribit.fields import ParseError, ms_to_datetime
 from collector.deribit.ratelimit import CreditBucket, shared_bucket
 from collector.deribit.rest import DeribitError, InstrumentNotFound, RestClient
-from collector.records import Record
+from collector.records import DataGap, Record
 from collector.store import db
 from collector.store.resume import latest_timestamps
 from collector.store.spool import Spool
@@ -54,11 +54,23 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
+class Gap:
+    """What a task's failure leaves missing: a ``data_gaps`` row (``recoverable``: a later run refills it)."""
+
+    relation: str
+    start: datetime
+    end: datetime
+    recoverable: bool
+
+
+@dataclass(frozen=True)
 class Task:
-    """``fn(client)`` does one unit of work; ``label`` names it in failures (e.g. the instrument)."""
+    """``fn(client)`` does one unit of work; ``label`` names it in failures (the instrument, when ``gap``
+    is given: its failure is then also recorded in ``data_gaps``)."""
 
     label: str
     fn: Callable[[RestClient], Any]
+    gap: Gap | None = None
 
 
 class MarginBucket:
@@ -182,14 +194,17 @@ class RestPass:
                 self.outcome.skipped.append(task.label)
             log.debug("instrument_gone", extra={"job": self.job, "task": task.label})
         except (DeribitError, ParseError) as exc:
-            self.fail(task.label, exc)
+            self.fail(task.label, exc, task.gap)
         except Exception as exc:  # noqa: BLE001 - a bug in one task must not cost the others
             log.exception("task_crashed", extra={"job": self.job, "task": task.label})
-            self.fail(task.label, exc)
+            self.fail(task.label, exc, task.gap)
         return False, None
 
-    def fail(self, label: str, exc: BaseException | str) -> None:
+    def fail(self, label: str, exc: BaseException | str, gap: Gap | None = None) -> None:
         text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"[:300]
+        if gap is not None:
+            self.add([DataGap(datetime.now(timezone.utc), gap.relation, label, label.split("-")[0],
+                              gap.start, gap.end, "rest_error", gap.recoverable, details=text)])
         with self._lock:
             self.outcome.failures[label] = text
             self._logged += 1
@@ -271,11 +286,6 @@ class RestPass:
         if exc is not None:
             self.fail("pass", exc)
         self.finish()
-
-
-def currencies_tasks(settings: Settings, label: str, fn: Callable[[RestClient, str], T]) -> list[Task]:
-    """One task per configured currency: ``fn(client, currency)``, labelled ``"<label> <CUR>"``."""
-    return [Task(f"{label} {cur}", lambda c, cur=cur: fn(c, cur)) for cur in settings.currencies]
 
 
 def book_summaries(client: RestClient, currency: str, kind: str) -> list[dict]:

@@ -127,6 +127,8 @@ def test_an_instrument_failing_for_good_exits_nonzero_with_the_others_stored(res
     assert conn.execute("SELECT count(*) FROM options_ohlcv").fetchone()[0] == len(live(sim, "option"))
     state, failures = conn.execute("SELECT state, details->'failures' FROM collector_status WHERE job = 'rest'").fetchone()
     assert state == "failed" and list(failures) == ["ETH-PERPETUAL"]
+    gaps = conn.execute("SELECT relation, instrument, currency, cause, recoverable FROM data_gaps").fetchall()
+    assert gaps == [("perpetuals_ohlcv", "ETH-PERPETUAL", "ETH", "rest_error", True)]
 
     # once the exchange answers again, the next run fills the hole and exits 0
     out = rest.run(settings_for(sim, dsn, tmp_path / "spool", ohlcv_catchup_horizon_s="1h"), bucket=bucket)
