@@ -33,6 +33,7 @@ LINT = shutil.which("ansible-lint", path=str(BIN)) or shutil.which("ansible-lint
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))), None) \
     if Path("/usr/lib/postgresql").is_dir() else None
 TEST_USER = "colltest"
+READER_PASSWORD = "not-a-secret 'quoted' $x"
 
 needs_ansible = pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook not installed (pip install ansible-core: "
                                                              "the test extras of pyproject.toml)")
@@ -116,7 +117,7 @@ def deployment():
         with open(pgdata / "postgresql.conf", "a") as f:
             f.write("include_dir = 'conf.d'\n")
         _run("runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(pgdata), "-l", str(sock / "pg.log"),
-             "-o", f"-k {sock} -p {port} -c listen_addresses=''", "-w", "start", cwd="/")
+             "-o", f"-k {sock} -p {port} -c listen_addresses=127.0.0.1", "-w", "start", cwd="/")
         started = True
 
         wheels = base / "wheels"
@@ -137,6 +138,7 @@ def deployment():
             "collector_currencies": ["BTC", "ETH", "SOL"], "collector_ws_top_n": {"ETH": 0},
             "collector_database_url": url + "collector_writer", "collector_migrate_database_url": url + "collector_owner",
             "collector_monitor_on_failure": "notify-admin@%n.service",
+            "collector_db_reader_password": READER_PASSWORD, "collector_db_reader_networks": ["127.0.0.1/32"],
         }
         (base / "etc/systemd/system").mkdir(parents=True)
         (base / "vars.json").write_text(json.dumps(extra))
@@ -296,3 +298,22 @@ def test_reader_is_read_only_for_every_relation(runs, deployment):
                OR has_table_privilege('collector_reader', c.oid, 'UPDATE')
                OR has_table_privilege('collector_reader', c.oid, 'DELETE'))""")
     assert res.returncode == 0 and res.stdout.strip() == "", res.stdout + res.stderr
+
+
+def test_reader_logs_in_over_tcp_with_its_password(runs, deployment):
+    """Set from the Vault variable as a SCRAM verifier; the second run left it alone (changed=0 above)."""
+    def login(password: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["psql", "-X", "-qAt", "-h", "127.0.0.1", "-p", str(deployment["port"]),
+                               "-U", "collector_reader", "-d", "collector", "-c", "SELECT current_user"],
+                              capture_output=True, text=True, timeout=60, cwd="/",
+                              env={**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"})
+    ok = login(READER_PASSWORD)
+    assert ok.returncode == 0 and ok.stdout.strip() == "collector_reader", ok.stderr
+    assert login("wrong").returncode != 0
+    # the writer has no TCP rule at all
+    res = subprocess.run(["psql", "-X", "-h", "127.0.0.1", "-p", str(deployment["port"]), "-U", "collector_writer",
+                          "-d", "collector", "-c", "SELECT 1"], capture_output=True, text=True, timeout=60, cwd="/",
+                         env={**os.environ, "PGPASSWORD": "x", "PGCONNECT_TIMEOUT": "10"})
+    assert res.returncode != 0
+    for run in ("first", "second", "check"):
+        assert READER_PASSWORD not in runs[run].stdout + runs[run].stderr
