@@ -173,6 +173,28 @@ def funding(ctx: click.Context, rest_url: str | None) -> None:
     sys.exit(job.run(_settings(ctx, rest_url=rest_url)).exit_code)
 
 
+@main.command("run-all")
+@click.option("--for", "run_for", metavar="DURATION", help="Stop after this long (e.g. 60s, 2h); default: until SIGINT/SIGTERM.")
+@click.option("--ws-url", metavar="URL", help="Deribit WebSocket URL [env DERIBIT_WS_URL].")
+@_REST_URL
+@click.pass_context
+def run_all(ctx: click.Context, run_for: str | None, ws_url: str | None, rest_url: str | None) -> None:
+    """Every job in one foreground process: a stream per currency, and rest (1 min), depth (5 min),
+    greeks (hourly), funding (8 h) on their cadences -- for a laptop or a host without systemd."""
+    from collector.config import ConfigError, parse_duration
+    from collector.jobs import runall
+
+    seconds = None
+    if run_for:
+        try:
+            seconds = parse_duration(run_for)
+        except ValueError:
+            raise ConfigError("--for", run_for, "a duration such as 90s, 10m, 2h") from None
+    settings = _settings(ctx, ws_url=ws_url, rest_url=rest_url)
+    settings.require_database_url()
+    sys.exit(runall.run(settings, run_for_s=seconds))
+
+
 main.add_command(sim)
 
 

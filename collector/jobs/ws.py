@@ -134,9 +134,9 @@ class WsJob:
 
     # -- life ------------------------------------------------------------------------------------
 
-    async def run(self) -> int:
+    async def run(self, handle_signals: bool = True) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
             try:
                 loop.add_signal_handler(sig, self._stop.set)
             except (NotImplementedError, RuntimeError):  # not the main thread (tests)
