@@ -34,3 +34,13 @@ def create_database(proc, template: str = "template0") -> str:
 def drop_database(proc, name: str) -> None:
     with _admin(proc) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def migrated_database(proc, currencies=("BTC", "ETH")) -> str:
+    """A fresh database on ``proc`` with every migration applied; returns its DSN."""
+    from collector.store import migrate
+
+    dsn = dsn_of(proc, create_database(proc))
+    with psycopg.connect(dsn) as conn:
+        migrate.migrate(conn, list(currencies))
+    return dsn

@@ -45,7 +45,7 @@ async def _in_daemon_thread(fn: Callable[[], Any]) -> Any:
         try:
             res = fn()
         except BaseException as exc:  # noqa: BLE001 - handed to the loop
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
+            loop.call_soon_threadsafe(lambda e=exc: fut.done() or fut.set_exception(e))
         else:
             loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
 

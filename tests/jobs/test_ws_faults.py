@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import time
 
-import psycopg
 import pytest
 from pytest_postgresql import factories
 
 from collector.deribit import protocol
-from collector.store import migrate
 
 from tests.jobs.wsrun import (
     JobThread, control, db_option_trades, rest, rows, settings_for, sim_option_trades, start_sim, wait_until,
 )
-from tests.pgtools import PG_CTL, create_database, dsn_of
+from tests.pgtools import PG_CTL, migrated_database
 
 pg_ws = factories.postgresql_proc(executable=PG_CTL, host="127.0.0.1", port=None)
 
 
 @pytest.fixture
 def ws_dsn(pg_ws):
-    name = create_database(pg_ws)
-    dsn = dsn_of(pg_ws, name)
-    with psycopg.connect(dsn) as conn:
-        migrate.migrate(conn, ["BTC", "ETH"])
-    return dsn
+    return migrated_database(pg_ws)
 
 
 def test_a_run_with_every_fault_records_exactly_the_truth(pg_ws, ws_dsn, tmp_path):

@@ -4,7 +4,6 @@ SIGTERM (exit 0, nothing lost) and SIGKILL (the next start loses nothing that wa
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -13,17 +12,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import psycopg
 import pytest
 from pytest_postgresql import factories
 
-from collector.store import migrate
 from collector.systemd import Notifier
 
 from tests.jobs.wsrun import (
-    FAST, JobThread, control, db_option_trades, rows, settings_for, sim_option_trades, start_sim, wait_until,
+    FAST, JobThread, control, db_option_trades, process_env as _env, rows, settings_for, sim_option_trades,
+    start_sim, wait_until,
 )
-from tests.pgtools import PG_CTL, create_database, dsn_of
+from tests.pgtools import PG_CTL, migrated_database
 
 COLLECTOR = str(Path(sys.executable).parent / "collector")
 pg_kill = factories.postgresql_proc(executable=PG_CTL, host="127.0.0.1", port=None)
@@ -117,16 +115,6 @@ def test_sd_notify_ready_watchdog_gated_on_progress_and_stopping(dsn, tmp_path):
         sim.stop()
 
 
-def _env(sim, dsn: str, spool: Path, notify: str | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-    env.update({"DATABASE_URL": dsn, "DERIBIT_WS_URL": sim.urls["ws"], "DERIBIT_REST_URL": sim.urls["rest"],
-                "COLLECTOR_SPOOL_DIR": str(spool), "COLLECTOR_BATCH_MAX_AGE": "0.2",
-                "WS_BTC_TOP_N_INSTRUMENTS": "0", "COLLECTOR_CURRENCIES": "BTC"})
-    if notify:
-        env["NOTIFY_SOCKET"] = notify
-    return env
-
-
 def _stopped_line(stderr: str) -> dict:
     for line in stderr.splitlines():
         if '"ws_stopped"' in line:
@@ -167,11 +155,7 @@ def test_sigterm_mid_stream_exits_0_with_everything_stored(dsn, tmp_path):
 
 @pytest.fixture
 def kill_dsn(pg_kill):
-    name = create_database(pg_kill)
-    dsn = dsn_of(pg_kill, name)
-    with psycopg.connect(dsn) as conn:
-        migrate.migrate(conn, ["BTC"])
-    return dsn
+    return migrated_database(pg_kill, ["BTC"])
 
 
 def test_sigkill_while_the_database_is_down_loses_nothing_on_the_next_start(pg_kill, kill_dsn, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -116,3 +117,13 @@ def sim_option_trades(sim: SimThread, currency: str = "BTC") -> set[tuple[str, i
 
 def db_option_trades(dsn: str, currency: str = "BTC") -> list[tuple[str, int]]:
     return [tuple(r) for r in rows(dsn, "SELECT instrument, trade_seq FROM option_trades WHERE currency = %s", currency)]
+
+
+def process_env(sim, dsn: str, spool: Path, notify: str | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    env.update({"DATABASE_URL": dsn, "DERIBIT_WS_URL": sim.urls["ws"], "DERIBIT_REST_URL": sim.urls["rest"],
+                "COLLECTOR_SPOOL_DIR": str(spool), "COLLECTOR_BATCH_MAX_AGE": "0.2",
+                "WS_BTC_TOP_N_INSTRUMENTS": "0", "COLLECTOR_CURRENCIES": "BTC"})
+    if notify:
+        env["NOTIFY_SOCKET"] = notify
+    return env

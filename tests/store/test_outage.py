@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -16,12 +15,11 @@ import pytest
 from pytest_postgresql import factories
 
 from collector import records as R
-from collector.store import migrate
 from collector.store.queue import WriteQueue
 from collector.store.spool import Spool
 from collector.store.writer import BatchStore
 
-from tests.pgtools import PG_CTL, create_database, dsn_of
+from tests.pgtools import PG_CTL, migrated_database
 
 # a server of these tests' own: they stop and start it
 pg_outage = factories.postgresql_proc(executable=PG_CTL, host="127.0.0.1", port=None)
@@ -31,11 +29,7 @@ N = 100_000
 
 @pytest.fixture
 def outage_dsn(pg_outage):
-    name = create_database(pg_outage)
-    dsn = dsn_of(pg_outage, name)
-    with psycopg.connect(dsn) as conn:
-        migrate.migrate(conn, ["BTC", "ETH"])
-    return dsn
+    return migrated_database(pg_outage)
 
 
 def quote(i: int) -> R.OptionQuote:
