@@ -1,0 +1,198 @@
+"""The stream's ceiling: load generator -> one `collector ws` process -> PostgreSQL, and each stage alone.
+
+    .venv/bin/python bench/ws_max.py [--seconds 30] [--rate 0] [--strikes 24] [--currency BTC]
+
+What is measured (honestly): the simulator's ticker channels replayed by bench/loadgen.py over a real
+WebSocket on loopback (``--rate 0``: as fast as the collector drains the socket; a number: that offered
+rate), into one `collector ws --currency CUR` process (whole chain) and a throwaway PostgreSQL, all on
+this machine. Every ticker frame carries a new exchange timestamp and a changed book, so every frame is
+one row through the idempotent COPY path. Figures (`name value unit`):
+
+    ws_e2e_msgs_per_s          rows committed in option_quotes per second (counted in the database)
+    ws_e2e_spooled_rows        rows the collector had to spool in the window (0 = the writer kept up)
+    ws_e2e_cpu_pct             the collector's CPU as % of one core (<= 100: it is one process, one core)
+    ws_e2e_cpu_us_per_msg      collector CPU per committed row
+    ws_e2e_peak_rss_mb         the collector's peak RSS
+    ws_stage_receive_msgs_per_s  a bare websockets client (uvloop) reading the same frames, no decoding
+    ws_stage_parse_msgs_per_s    decode + Pipeline (quote filter, records) on recorded frames, one core
+    ws_stage_write_rows_per_s    BatchStore.write of those rows (binary COPY + INSERT ON CONFLICT)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ws_e2e import COLLECTOR, cpu_s, emit, mem_mb  # noqa: E402
+
+from collector.store import migrate  # noqa: E402
+from collector.store.localpg import LocalCluster  # noqa: E402
+
+
+def start_loadgen(args, rate: float) -> tuple[subprocess.Popen, dict]:
+    p = subprocess.Popen([sys.executable, str(ROOT / "bench" / "loadgen.py"), "--rate", str(rate),
+                          "--strikes", str(args.strikes), "--currencies", args.currency],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return p, json.loads(p.stdout.readline())
+
+
+def count(dsn: str, table: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # bench-only, static names
+
+
+def spooled(dsn: str, job: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT rows_spooled FROM collector_status WHERE job = %s", (job,)).fetchone()
+    return row[0] if row and row[0] else 0
+
+
+async def _receive(url: str, channels: list[str], seconds: float, frames: list | None) -> float:
+    from websockets.asyncio.client import connect
+    async with connect(url, max_size=None, compression=None, max_queue=64) as ws:
+        for i in range(0, len(channels), 200):
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": i, "method": "public/subscribe",
+                                      "params": {"channels": channels[i:i + 200]}}))
+        warm = time.monotonic() + 2
+        while time.monotonic() < warm:
+            raw = await ws.recv(decode=False)
+            if frames is not None and len(frames) < 100_000:
+                frames.append(raw)
+        n, t0 = 0, time.monotonic()
+        end = t0 + seconds
+        while True:
+            for _ in range(1000):
+                await ws.recv(decode=False)
+            n += 1000
+            if time.monotonic() >= end:
+                return n / (time.monotonic() - t0)
+
+
+def stage_receive(args, frames: list) -> float:
+    """A bare client on the load generator (as fast as the socket drains); keeps frames for the parse stage."""
+    import requests
+    import uvloop
+    lg, urls = start_loadgen(args, 0)
+    try:
+        names = [i["instrument_name"] for i in requests.get(
+            urls["rest"] + "/public/get_instruments", params={"currency": args.currency, "kind": "option"},
+            timeout=10).json()["result"]]
+        chans = [f"ticker.{n}.100ms" for n in names]
+        return uvloop.run(_receive(urls["ws"], chans, min(args.seconds, 10), frames))
+    finally:
+        lg.terminate()
+        lg.wait(10)
+
+
+def stage_parse(frames: list, currency: str) -> tuple[float, list]:
+    from collector.deribit.frames import decode
+    from collector.jobs.stream import Pipeline
+    rows: list = []
+    best = 0.0
+    for _ in range(3):
+        rows.clear()
+        pipe = Pipeline(currency, rows.append)
+        handle = pipe.handle
+        t0 = time.perf_counter()
+        for raw in frames:
+            p = decode(raw).get("params")
+            if p is not None and "channel" in p:
+                handle(p["channel"], p["data"])
+        best = max(best, len(frames) / (time.perf_counter() - t0))
+    return best, list(rows)
+
+
+def stage_write(dsn: str, tmp: Path, rows: list, batch: int) -> float:
+    from collector.store.spool import Spool
+    from collector.store.writer import BatchStore
+    store = BatchStore(dsn, Spool(tmp / "stage-spool", 1 << 30))
+    try:
+        t0 = time.perf_counter()
+        for i in range(0, len(rows), batch):
+            store.write(rows[i:i + batch])
+        return len(rows) / (time.perf_counter() - t0)
+    finally:
+        store.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--warmup", type=float, default=10)
+    ap.add_argument("--rate", type=float, default=0, help="offered ticker frames/s (0: as fast as drained)")
+    ap.add_argument("--strikes", type=int, default=24)
+    ap.add_argument("--currency", default="BTC")
+    ap.add_argument("--no-stages", action="store_true")
+    ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the collector")
+    args = ap.parse_args()
+    cur = args.currency.upper()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-wsmax-"))
+    cluster = LocalCluster(tmp / "pg")
+    procs: list[subprocess.Popen] = []
+    try:
+        cluster.start("-c shared_buffers=256MB")
+        dsn = cluster.create_database("bench")
+        with psycopg.connect(dsn) as conn:
+            migrate.migrate(conn, [cur])
+        lg, urls = start_loadgen(args, args.rate)
+        procs.append(lg)
+        env = {**os.environ, "DATABASE_URL": dsn, "DERIBIT_WS_URL": urls["ws"], "DERIBIT_REST_URL": urls["rest"],
+               "COLLECTOR_SPOOL_DIR": str(tmp / "spool"), "COLLECTOR_LOG_LEVEL": "WARNING",
+               f"WS_{cur}_TOP_N_INSTRUMENTS": "0", **dict(e.split("=", 1) for e in args.env)}
+        ws = subprocess.Popen([COLLECTOR, "ws", "--currency", cur], env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(tmp / "ws.log", "w"))
+        procs.append(ws)
+        time.sleep(args.warmup)
+        c0, n0, s0, t0 = cpu_s(ws.pid), count(dsn, "option_quotes"), spooled(dsn, f"ws:{cur}"), time.monotonic()
+        time.sleep(args.seconds)
+        c1, n1, t1 = cpu_s(ws.pid), count(dsn, "option_quotes"), time.monotonic()
+        lg0, rss = cpu_s(lg.pid), mem_mb(ws.pid, "VmHWM")
+        ws.send_signal(signal.SIGTERM)
+        rc = ws.wait(30)
+        s1 = spooled(dsn, f"ws:{cur}")
+        wall, rows = t1 - t0, n1 - n0
+        emit("ws_e2e_msgs_per_s", rows / wall, "msg/s")
+        emit("ws_e2e_spooled_rows", s1 - s0, "rows")
+        emit("ws_e2e_cpu_pct", 100 * (c1 - c0) / wall, "%")
+        if rows:
+            emit("ws_e2e_cpu_us_per_msg", 1e6 * (c1 - c0) / rows, "us")
+        emit("ws_e2e_peak_rss_mb", rss, "MB")
+        emit("ws_e2e_loadgen_cpu_pct", 100 * lg0 / (time.monotonic() - t0 + args.warmup), "%")
+        if rc != 0:
+            print(f"# collector exited {rc}; see {tmp}/ws.log", file=sys.stderr)
+        lg.terminate()
+        lg.wait(10)
+        if not args.no_stages:
+            frames: list = []
+            emit("ws_stage_receive_msgs_per_s", stage_receive(args, frames), "msg/s")
+            rate, rows_ = stage_parse(frames, cur)
+            emit("ws_stage_parse_msgs_per_s", rate, "msg/s")
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("TRUNCATE option_quotes")
+            emit("ws_stage_write_rows_per_s", stage_write(dsn, tmp, rows_, 5000), "rows/s")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
