@@ -11,7 +11,7 @@ collector's quote-change filter keeps every frame: the worst case for the writer
 
 ``--rate 0`` offers as fast as the socket drains: a frame is only queued while the connection's write
 buffer is below 1 MB, so the collector's own ceiling sets the rate (backpressure over a real socket).
-Prints one JSON line with the URLs (like `collector sim`), then serves until SIGTERM/SIGINT.
+Prints one JSON line with the URLs (like `collector sim`), then serves until killed (SIGTERM).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -117,12 +116,7 @@ async def serve(cfg: SimConfig, blast_rate: float) -> None:
     urls = await server.start()
     sys.stdout.write(json.dumps(urls) + "\n")
     sys.stdout.flush()
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
-    await done.wait()
-    await server.stop()
+    await asyncio.Event().wait()   # SIGTERM's default action ends the process (nothing to save)
 
 
 def main() -> None:

@@ -95,8 +95,8 @@ def stage_receive(args, frames: list) -> float:
         chans = [f"ticker.{n}.100ms" for n in names]
         return uvloop.run(_receive(urls["ws"], chans, min(args.seconds, 10), frames))
     finally:
-        lg.terminate()
-        lg.wait(10)
+        lg.kill()
+        lg.wait()
 
 
 def stage_parse(frames: list, currency: str) -> tuple[float, list]:
@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--strikes", type=int, default=24)
     ap.add_argument("--currency", default="BTC")
     ap.add_argument("--no-stages", action="store_true")
+    ap.add_argument("--profile", help="run the collector under cProfile, writing this file")
     ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the collector")
     args = ap.parse_args()
     cur = args.currency.upper()
@@ -154,7 +155,8 @@ def main() -> None:
         env = {**os.environ, "DATABASE_URL": dsn, "DERIBIT_WS_URL": urls["ws"], "DERIBIT_REST_URL": urls["rest"],
                "COLLECTOR_SPOOL_DIR": str(tmp / "spool"), "COLLECTOR_LOG_LEVEL": "WARNING",
                f"WS_{cur}_TOP_N_INSTRUMENTS": "0", **dict(e.split("=", 1) for e in args.env)}
-        ws = subprocess.Popen([COLLECTOR, "ws", "--currency", cur], env=env, stdout=subprocess.DEVNULL,
+        prof = [sys.executable, "-m", "cProfile", "-o", args.profile] if args.profile else []
+        ws = subprocess.Popen([*prof, COLLECTOR, "ws", "--currency", cur], env=env, stdout=subprocess.DEVNULL,
                               stderr=open(tmp / "ws.log", "w"))
         procs.append(ws)
         time.sleep(args.warmup)
@@ -175,8 +177,8 @@ def main() -> None:
         emit("ws_e2e_loadgen_cpu_pct", 100 * lg0 / (time.monotonic() - t0 + args.warmup), "%")
         if rc != 0:
             print(f"# collector exited {rc}; see {tmp}/ws.log", file=sys.stderr)
-        lg.terminate()
-        lg.wait(10)
+        lg.kill()
+        lg.wait()
         if not args.no_stages:
             frames: list = []
             emit("ws_stage_receive_msgs_per_s", stage_receive(args, frames), "msg/s")

@@ -8,6 +8,10 @@ message is (API.md §2, §5.3):
 * :class:`Heartbeat`    -- ``{"method": "heartbeat", "params": {"type": "heartbeat"|"test_request"}}``
 * :class:`Unknown`      -- anything else, with a ``reason``; ``classify`` never raises.
 
+``split_notification`` is the stream's fast path: it decodes only the envelope of a frame (msgspec, no
+dict built) and returns the channel and the still-encoded ``data`` (a ``msgspec.Raw``) of a well-formed
+notification, or None for anything else (which then goes through ``decode`` + ``classify``).
+
 Key order never matters (real bodies start with ``usOut``) and unknown envelope keys are ignored.
 """
 
@@ -20,7 +24,7 @@ import orjson
 
 __all__ = [
     "ParseError", "DecodeError", "RpcError", "Notification", "Response", "Heartbeat", "Unknown",
-    "Frame", "decode", "classify",
+    "Frame", "decode", "classify", "split_notification",
 ]
 
 
@@ -75,12 +79,40 @@ Frame = Notification | Response | Heartbeat | Unknown
 _loads = orjson.loads
 
 
-def decode(raw: bytes | bytearray | memoryview | str) -> Any:
+def decode(raw: bytes | bytearray | memoryview | str | msgspec.Raw) -> Any:
     """Decode one JSON frame. Raises :class:`DecodeError` (never orjson's own error) on bad input."""
+    if type(raw) is msgspec.Raw:
+        raw = memoryview(raw)
     try:
         return _loads(raw)
     except (orjson.JSONDecodeError, TypeError) as exc:
         raise DecodeError(f"invalid JSON: {exc}") from None
+
+
+class _Params(msgspec.Struct, gc=False):
+    channel: str = ""
+    data: msgspec.Raw = msgspec.Raw()
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    method: str = ""
+    params: _Params | None = None
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+
+
+def split_notification(raw: bytes | bytearray | memoryview | str) -> tuple[str, msgspec.Raw] | None:
+    """``(channel, encoded data)`` of a well-formed subscription notification; None for anything else
+    (another kind of frame, invalid JSON, a malformed envelope). Never raises."""
+    try:
+        env = _envelope.decode(raw)
+    except msgspec.DecodeError:  # includes ValidationError
+        return None
+    params = env.params
+    if env.method != "subscription" or params is None or not params.channel or not len(params.data):
+        return None
+    return params.channel, params.data
 
 
 def _rpc_error(err: Any) -> RpcError | None:

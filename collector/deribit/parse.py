@@ -39,7 +39,8 @@ from collector.records import Greeks, IndexPrice, OptionQuote, OptionTrade
 
 __all__ = [
     "ParseError", "decode", "classify", "ms_to_datetime", "currency_of", "currency_of_index",
-    "quote_from_ticker", "quote_from_quote", "trade", "trades", "index_price", "index_price_from_rest",
+    "quote_from_ticker", "quote_from_ticker_json", "quote_from_quote", "trade", "trades", "index_price",
+    "index_price_from_rest",
     "candles", "option_bars", "greeks_from_ticker", "funding", "book_depth", "InstrumentState",
     "instrument_state", "Instrument", "instruments",
 ]
@@ -57,6 +58,56 @@ def quote_from_ticker(data: Any) -> OptionQuote:
         num(data, "underlying_price"), text(data, "underlying_index"),
         num(data, "index_price"), num(data, "open_interest"),
     )
+
+
+class _Ticker(msgspec.Struct, gc=False):
+    """The fields of a ticker that an OptionQuote needs; msgspec skips the rest without building them."""
+
+    timestamp: int
+    instrument_name: str
+    best_bid_price: float | None = None
+    best_bid_amount: float | None = None
+    best_ask_price: float | None = None
+    best_ask_amount: float | None = None
+    mark_price: float | None = None
+    mark_iv: float | None = None
+    bid_iv: float | None = None
+    ask_iv: float | None = None
+    underlying_price: float | None = None
+    underlying_index: str | None = None
+    index_price: float | None = None
+    open_interest: float | None = None
+
+
+_ticker = msgspec.json.Decoder(_Ticker)
+
+
+def quote_from_ticker_json(raw: bytes | msgspec.Raw) -> OptionQuote:
+    """The same as ``quote_from_ticker(decode(raw))``, decoding the JSON straight into the needed fields.
+
+    A ticker msgspec refuses (a wrong type, a missing field, not JSON) goes through the dict parser, so
+    the result and the :class:`ParseError` are exactly those of :func:`quote_from_ticker`.
+    """
+    try:
+        t = _ticker.decode(raw)
+    except msgspec.DecodeError:
+        return quote_from_ticker(decode(raw))
+    name = t.instrument_name
+    if not name:
+        raise ParseError("instrument_name: missing or not a string")
+    bid_p, bid_a, ask_p, ask_a = t.best_bid_price, t.best_bid_amount, t.best_ask_price, t.best_ask_amount
+    if not bid_p and not bid_a:
+        bid_p = bid_a = None
+    if not ask_p and not ask_a:
+        ask_p = ask_a = None
+    bid_iv, ask_iv = t.bid_iv, t.ask_iv
+    if not bid_iv or (bid_p is None and bid_a is None):
+        bid_iv = None
+    if not ask_iv or (ask_p is None and ask_a is None):
+        ask_iv = None
+    return OptionQuote(ms_to_datetime(t.timestamp), name, currency_of(name), bid_p, bid_a, ask_p, ask_a,
+                       t.mark_price, t.mark_iv, bid_iv, ask_iv, t.underlying_price, t.underlying_index,
+                       t.index_price, t.open_interest)
 
 
 def quote_from_quote(data: Any) -> OptionQuote:

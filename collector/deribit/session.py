@@ -11,6 +11,8 @@ Failures never end :meth:`WsSession.run`: a refused connection, a close, a silen
 jitter. The owner hears about it through callbacks, called from the reading task (keep them short):
 
 * ``on_notification(channel, data, recv_time)`` -- every subscription notification (the hot path);
+  ``data`` is the decoded object, or with ``raw_data=True`` the still-encoded JSON (a ``msgspec.Raw``,
+  see :func:`frames.split_notification`) so the owner decodes it straight into the type it needs;
 * ``on_raw(raw, recv_time)``                  -- every frame as received (for an archive), optional;
 * ``on_connected(info)`` / ``on_disconnected(info)`` -- with the times the owner needs to record a gap;
 * ``on_bad_frame(reason, raw)``               -- undecodable or unclassifiable frames (never fatal).
@@ -29,7 +31,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from collector.deribit import protocol
-from collector.deribit.frames import DecodeError, Heartbeat, Response, Unknown, classify, decode
+from collector.deribit.frames import DecodeError, Heartbeat, Response, Unknown, classify, decode, split_notification
 
 __all__ = ["RpcFailed", "ConnectionLost", "ConnectInfo", "DisconnectInfo", "WsSession", "backoff_delay"]
 
@@ -89,9 +91,10 @@ class WsSession:
                  heartbeat_s: float = 10, client_name: str = "deribit-collector", client_version: str = "",
                  backoff_initial_s: float = 1.0, backoff_max_s: float = 60.0,
                  subscribe_interval_s: float = 0.35, request_timeout_s: float = 15.0,
-                 open_timeout_s: float = 15.0, max_queue: int = 64) -> None:
+                 open_timeout_s: float = 15.0, max_queue: int = 64, raw_data: bool = False) -> None:
         self.url = url
         self.on_notification = on_notification
+        self.raw_data = raw_data
         self.on_raw = on_raw
         self.on_connected = on_connected
         self.on_disconnected = on_disconnected
@@ -304,6 +307,7 @@ class WsSession:
 
     async def _read(self, conn: _Conn) -> str:
         on_note, on_raw = self.on_notification, self.on_raw
+        split = split_notification if self.raw_data else None
         ws = conn.ws
         try:
             async for raw in ws:
@@ -313,6 +317,11 @@ class WsSession:
                 self.frames += 1
                 if on_raw is not None:
                     on_raw(raw, now)
+                if split is not None:  # the hot path: only the envelope is decoded here
+                    note = split(raw)
+                    if note is not None:
+                        on_note(note[0], note[1], now)
+                        continue
                 try:
                     msg = decode(raw)
                 except DecodeError as err:

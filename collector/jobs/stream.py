@@ -23,6 +23,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from msgspec import Raw
+
 from collector.deribit import parse
 from collector.deribit.frames import ParseError
 from collector.deribit.sequence import BookChain, BookStatus, BookStep, TradeGap, TradeSequence
@@ -82,9 +84,15 @@ class Pipeline:
     # -- entry point -----------------------------------------------------------------------------
 
     def handle(self, channel: str, data: Any) -> None:
+        """``data`` is the decoded notification data, or its still-encoded JSON (``msgspec.Raw``)."""
         self.counts["notifications"] += 1
+        head = channel[: channel.find(".")]
         try:
-            head = channel[: channel.find(".")]
+            if type(data) is Raw:
+                if head == "ticker":
+                    self._quote(parse.quote_from_ticker_json(data))
+                    return
+                data = parse.decode(data)
             if head == "ticker":
                 self._quote(parse.quote_from_ticker(data))
             elif head == "trades":

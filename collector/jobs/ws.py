@@ -113,7 +113,7 @@ class WsJob:
                                  on_connected=self._on_connected, on_disconnected=self._on_disconnected,
                                  on_bad_frame=self._on_bad_frame, heartbeat_s=self.opt.heartbeat_s,
                                  client_version=__version__, backoff_initial_s=self.opt.backoff_initial_s,
-                                 backoff_max_s=self.opt.backoff_max_s)
+                                 backoff_max_s=self.opt.backoff_max_s, raw_data=True)
         self.top_n = settings.top_n(currency)
         self.live: set[str] = set()          # live option names
         self.followed: set[str] = set()      # options whose ticker we subscribe

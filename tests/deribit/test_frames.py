@@ -102,3 +102,21 @@ def test_classify_never_raises_on_random_structures():
 
     for _ in range(5000):
         classify(gen(4))
+
+
+def test_split_notification_fast_path(examples):
+    import orjson
+
+    from collector.deribit.frames import split_notification
+    raw = examples.raw("ws_trades_real_ccxt_usdc_perp")
+    channel, data = split_notification(raw)
+    assert channel == "trades.BTC_USDC-PERPETUAL.100ms"
+    assert orjson.loads(bytes(data)) == decode(data) == decode(raw)["params"]["data"]
+    assert split_notification(raw.decode()) is not None
+    for other in (examples.load("ws_heartbeat_test_request_real"), {"jsonrpc": "2.0", "id": 1, "result": []},
+                  {"method": "subscription", "params": {"channel": "x"}},
+                  {"method": "subscription", "params": {"channel": "", "data": 1}},
+                  {"method": "subscription", "params": 5}, {"method": 5}, [1]):
+        assert split_notification(orjson.dumps(other)) is None
+    for garbage in (b"", b"{", b"\xff\xfe", raw[:-3]):
+        assert split_notification(garbage) is None

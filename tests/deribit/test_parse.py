@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from datetime import datetime, timezone
 
+import msgspec
 import pytest
 
 from collector.deribit import parse as P
@@ -341,3 +342,31 @@ def test_timestamps():
         P.ms_to_datetime(1.5)
     with pytest.raises(P.ParseError):
         P.ms_to_datetime(float("nan"))
+
+
+# -- the stream's typed fast path gives exactly the dict parser's result or error ----------------------
+
+def _same_as_dict_parser(d) -> None:
+    import orjson
+    raw = orjson.dumps(d)
+    try:
+        want = P.quote_from_ticker(d)
+    except P.ParseError as err:
+        for r in (raw, msgspec.Raw(raw)):
+            with pytest.raises(P.ParseError) as got:
+                P.quote_from_ticker_json(r)
+            assert str(got.value) == str(err)
+        return
+    assert P.quote_from_ticker_json(raw) == want
+    assert P.quote_from_ticker_json(msgspec.Raw(raw)) == want
+
+
+def test_ticker_json_fast_path_equals_dict_parser(examples):
+    for sample in (OPTION_TICKER, examples.data("ws_ticker_docs"), examples.data("rest_ticker")):
+        _same_as_dict_parser(sample)
+        for m in _mutations(sample):
+            _same_as_dict_parser(m)
+    _same_as_dict_parser(dict(OPTION_TICKER, timestamp=1591340400214.0, underlying_index=7, instrument_name=""))
+    for raw in (b"", b"{", b"\xff", b"null"):
+        with pytest.raises(P.ParseError):
+            P.quote_from_ticker_json(raw)
