@@ -100,7 +100,7 @@ def stage_receive(args, frames: list) -> float:
 
 
 def stage_parse(frames: list, currency: str) -> tuple[float, list]:
-    from collector.deribit.frames import decode
+    from collector.deribit.frames import split_notification
     from collector.jobs.stream import Pipeline
     rows: list = []
     best = 0.0
@@ -109,10 +109,10 @@ def stage_parse(frames: list, currency: str) -> tuple[float, list]:
         pipe = Pipeline(currency, rows.append)
         handle = pipe.handle
         t0 = time.perf_counter()
-        for raw in frames:
-            p = decode(raw).get("params")
-            if p is not None and "channel" in p:
-                handle(p["channel"], p["data"])
+        for raw in frames:  # as WsSession(raw_data=True) hands them over
+            note = split_notification(raw)
+            if note is not None:
+                handle(note[0], note[1])
         best = max(best, len(frames) / (time.perf_counter() - t0))
     return best, list(rows)
 
@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--strikes", type=int, default=24)
     ap.add_argument("--currency", default="BTC")
     ap.add_argument("--no-stages", action="store_true")
+    ap.add_argument("--py-spy", help="sample the collector with py-spy during the window, into this file")
     ap.add_argument("--profile", help="run the collector under cProfile, writing this file")
     ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the collector")
     args = ap.parse_args()
@@ -160,10 +161,17 @@ def main() -> None:
                               stderr=open(tmp / "ws.log", "w"))
         procs.append(ws)
         time.sleep(args.warmup)
+        spy = None
+        if args.py_spy:  # a sampling profile of the window (collapsed stacks, with the writer thread)
+            spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(ws.pid), "-d",
+                                    str(int(args.seconds)), "-f", "raw", "-o", args.py_spy, "--threads"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         c0, n0, s0, t0 = cpu_s(ws.pid), count(dsn, "option_quotes"), spooled(dsn, f"ws:{cur}"), time.monotonic()
         time.sleep(args.seconds)
         c1, n1, t1 = cpu_s(ws.pid), count(dsn, "option_quotes"), time.monotonic()
         lg0, rss = cpu_s(lg.pid), mem_mb(ws.pid, "VmHWM")
+        if spy is not None:
+            spy.wait(60)
         ws.send_signal(signal.SIGTERM)
         rc = ws.wait(30)
         s1 = spooled(dsn, f"ws:{cur}")

@@ -23,6 +23,7 @@ Rules (API.md §11; records.py: "NULL when Deribit sends none, never 0"):
 from __future__ import annotations
 
 from datetime import datetime
+from sys import intern as _intern
 from typing import Any
 
 import msgspec
@@ -95,6 +96,8 @@ def quote_from_ticker_json(raw: bytes | msgspec.Raw) -> OptionQuote:
     name = t.instrument_name
     if not name:
         raise ParseError("instrument_name: missing or not a string")
+    name = _intern(name)  # one str per instrument, not one per row held in the queue
+    und = t.underlying_index
     bid_p, bid_a, ask_p, ask_a = t.best_bid_price, t.best_bid_amount, t.best_ask_price, t.best_ask_amount
     if not bid_p and not bid_a:
         bid_p = bid_a = None
@@ -106,7 +109,7 @@ def quote_from_ticker_json(raw: bytes | msgspec.Raw) -> OptionQuote:
     if not ask_iv or (ask_p is None and ask_a is None):
         ask_iv = None
     return OptionQuote(ms_to_datetime(t.timestamp), name, currency_of(name), bid_p, bid_a, ask_p, ask_a,
-                       t.mark_price, t.mark_iv, bid_iv, ask_iv, t.underlying_price, t.underlying_index,
+                       t.mark_price, t.mark_iv, bid_iv, ask_iv, t.underlying_price, und and _intern(und),
                        t.index_price, t.open_interest)
 
 

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable
 
 import websockets
-from websockets.asyncio.client import connect
 
-from collector.deribit import protocol
+from collector.deribit import protocol, wsconn
 from collector.deribit.frames import DecodeError, Heartbeat, Response, Unknown, classify, decode, split_notification
 
 __all__ = ["RpcFailed", "ConnectionLost", "ConnectInfo", "DisconnectInfo", "WsSession", "backoff_delay"]
@@ -91,7 +90,7 @@ class WsSession:
                  heartbeat_s: float = 10, client_name: str = "deribit-collector", client_version: str = "",
                  backoff_initial_s: float = 1.0, backoff_max_s: float = 60.0,
                  subscribe_interval_s: float = 0.35, request_timeout_s: float = 15.0,
-                 open_timeout_s: float = 15.0, max_queue: int = 64, raw_data: bool = False) -> None:
+                 open_timeout_s: float = 15.0, max_queue: int = 4096, raw_data: bool = False) -> None:
         self.url = url
         self.on_notification = on_notification
         self.raw_data = raw_data
@@ -203,10 +202,10 @@ class WsSession:
     async def _one_connection(self) -> str:
         """One connection's life; returns why it ended."""
         try:
-            ws = await connect(self.url, open_timeout=self.open_timeout_s, max_size=64 * 1024 * 1024,
-                               max_queue=self.max_queue, ping_interval=20, ping_timeout=20, close_timeout=2,
-                               compression=None)
-        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as err:
+            ws = await wsconn.connect(self.url, open_timeout=self.open_timeout_s, max_size=64 * 1024 * 1024,
+                                      max_queue=self.max_queue)
+        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException,
+                wsconn.ConnectionClosed) as err:
             return f"connect failed: {type(err).__name__}: {err}"
         self._numbers += 1
         conn = _Conn(ws, self._numbers)
@@ -297,7 +296,7 @@ class WsSession:
         conn.pending[req.id] = (req.method, fut)
         try:
             await conn.ws.send(req.frame)
-        except websockets.exceptions.ConnectionClosed as err:
+        except wsconn.ConnectionClosed as err:
             conn.pending.pop(req.id, None)
             raise ConnectionLost(str(err)) from None
         try:
@@ -310,42 +309,45 @@ class WsSession:
         split = split_notification if self.raw_data else None
         ws = conn.ws
         try:
-            async for raw in ws:
+            while True:
+                batch = await ws.recv_batch()   # every message of one socket read
                 now = time.time()
                 conn.last_frame_at = self.last_frame_at = now
                 self.last_progress = time.monotonic()
-                self.frames += 1
-                if on_raw is not None:
-                    on_raw(raw, now)
-                if split is not None:  # the hot path: only the envelope is decoded here
-                    note = split(raw)
-                    if note is not None:
-                        on_note(note[0], note[1], now)
+                self.frames += len(batch)
+                for raw in batch:
+                    if on_raw is not None:
+                        on_raw(raw, now)
+                    if split is not None:  # the hot path: only the envelope is decoded here
+                        note = split(raw)
+                        if note is not None:
+                            on_note(note[0], note[1], now)
+                            continue
+                    try:
+                        msg = decode(raw)
+                    except DecodeError as err:
+                        self._bad(str(err), raw)
                         continue
-                try:
-                    msg = decode(raw)
-                except DecodeError as err:
-                    self._bad(str(err), raw)
-                    continue
-                # the hot path: a well-formed notification goes straight to the owner
-                if type(msg) is dict and msg.get("method") == "subscription":
-                    params = msg.get("params")
-                    if type(params) is dict and type(params.get("channel")) is str and "data" in params:
-                        on_note(params["channel"], params["data"], now)
-                        continue
-                frame = classify(msg)
-                if type(frame) is Heartbeat:
-                    if frame.type == "test_request":
-                        await ws.send(protocol.test(conn.ids()).frame)
-                        self.heartbeats_answered += 1
-                        self.last_progress = time.monotonic()
-                elif type(frame) is Response:
-                    self._resolve(conn, frame)
-                elif type(frame) is Unknown:
-                    self._bad(frame.reason, raw)
-        except websockets.exceptions.ConnectionClosed as err:
+                    # the hot path: a well-formed notification goes straight to the owner
+                    if type(msg) is dict and msg.get("method") == "subscription":
+                        params = msg.get("params")
+                        if type(params) is dict and type(params.get("channel")) is str and "data" in params:
+                            on_note(params["channel"], params["data"], now)
+                            continue
+                    await self._control(conn, classify(msg), raw)
+        except wsconn.ConnectionClosed as err:
             return f"connection closed: {err}"
-        return "connection closed"
+
+    async def _control(self, conn: _Conn, frame: Any, raw: Any) -> None:
+        if type(frame) is Heartbeat:
+            if frame.type == "test_request":
+                await conn.ws.send(protocol.test(conn.ids()).frame)
+                self.heartbeats_answered += 1
+                self.last_progress = time.monotonic()
+        elif type(frame) is Response:
+            self._resolve(conn, frame)
+        elif type(frame) is Unknown:
+            self._bad(frame.reason, raw)
 
     def _resolve(self, conn: _Conn, frame: Response) -> None:
         item = conn.pending.get(frame.id) if isinstance(frame.id, int) else None

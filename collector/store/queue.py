@@ -3,7 +3,9 @@
 ``put()`` never blocks and never waits for the database: records are appended to a list, and a
 flusher task hands batches to :class:`BatchStore` in a worker thread (COPY, or the spool when the
 database is away). Memory is bounded by ``max_rows``: when the queue is full (the flusher is behind),
-the oldest pending rows are moved straight to the spool. Only when the spool is full too are rows
+the oldest pending rows are moved straight to the spool. When a flush has been stuck for ``stall_s``
+(a database that hangs instead of failing), the spool takes the rows beyond one batch at once, so memory
+stays flat through the stall instead of growing up to ``max_rows``. Only when the spool is full too are rows
 dropped, and then loudly: an error log, the ``dropped`` counter (shown in ``collector_status``) and a
 ``data_gaps`` row per table with the time range lost, written once the database takes writes again.
 """
@@ -29,7 +31,7 @@ class WriteQueue:
 
     def __init__(self, store: BatchStore, *, batch_rows: int = 5000, max_age_s: float = 1.0,
                  max_rows: int = 200_000, max_batch_rows: int | None = None,
-                 job: str | None = None, status_every_s: float = 5.0) -> None:
+                 job: str | None = None, status_every_s: float = 5.0, stall_s: float = 5.0) -> None:
         self.store = store
         self.job = job                      # the collector_status row this queue reports into
         self.status_every_s = status_every_s
@@ -40,6 +42,8 @@ class WriteQueue:
         self.max_age_s = max_age_s
         self.max_rows = max(max_rows, batch_rows)
         self.max_batch_rows = max_batch_rows or max(batch_rows * 4, 20_000)
+        self.stall_s = stall_s
+        self._flush_started: float | None = None   # monotonic start of the flush in flight
         self._pending: list[Record] = []
         self._first_at = 0.0            # monotonic time of the oldest pending record
         self._wake = asyncio.Event()
@@ -61,8 +65,12 @@ class WriteQueue:
         n = len(self._pending)
         if n >= self.batch_rows:
             self._wake.set()
-            if n >= self.max_rows:
+            if n >= self.max_rows or (n >= self.max_batch_rows and self._stalled()):
                 self._spill()
+
+    def _stalled(self) -> bool:
+        started = self._flush_started
+        return started is not None and time.monotonic() - started > self.stall_s
 
     def put_many(self, records: Iterable[Record]) -> None:
         for r in records:
@@ -142,6 +150,7 @@ class WriteQueue:
             self._first_at = time.monotonic()
         if self._dropped_ranges and self.store.stats.db_up:
             batch.extend(self._take_gaps())
+        self._flush_started = time.monotonic()
         try:
             result = await asyncio.to_thread(self._write, batch)
             self.last_flush_ok = time.monotonic()
@@ -151,6 +160,8 @@ class WriteQueue:
             log.exception("flush_failed", extra={"error": str(err)[:300]})
             self._pending[:0] = batch
             await asyncio.sleep(1.0)
+        finally:
+            self._flush_started = None
         self.flushes += 1
 
     def _write(self, batch: list[Record]):
