@@ -106,6 +106,7 @@ class BlastHub(Hub):
             for conn in subs:
                 conn.queue(frame)
                 self.dirty.add(conn)
+            self.frames += len(subs)
             self.blasted += 1
             sent += 1
 

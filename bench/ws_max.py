@@ -9,9 +9,10 @@ this machine. Every ticker frame carries a new exchange timestamp and a changed 
 one row through the idempotent COPY path. Figures (`name value unit`):
 
     ws_e2e_msgs_per_s          rows committed in option_quotes per second (counted in the database)
+    ws_e2e_frames_in_per_s     frames the load generator wrote to the collector's socket per second
     ws_e2e_spooled_rows        rows the collector had to spool in the window (0 = the writer kept up)
     ws_e2e_cpu_pct             the collector's CPU as % of one core (<= 100: it is one process, one core)
-    ws_e2e_cpu_us_per_msg      collector CPU per committed row
+    ws_e2e_cpu_us_per_msg      collector CPU per frame received (or per row committed, the larger)
     ws_e2e_peak_rss_mb         the collector's peak RSS
     ws_stage_receive_msgs_per_s  a bare websockets client (uvloop) reading the same frames, no decoding
     ws_stage_parse_msgs_per_s    decode + Pipeline (quote filter, records) on recorded frames, one core
@@ -49,6 +50,11 @@ def start_loadgen(args, rate: float) -> tuple[subprocess.Popen, dict]:
                           "--strikes", str(args.strikes), "--currencies", args.currency],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     return p, json.loads(p.stdout.readline())
+
+
+def sent(control: str) -> int:
+    import requests
+    return requests.get(control + "/stats", timeout=10).json()["notifications"]["frames_sent"]
 
 
 def count(dsn: str, table: str) -> int:
@@ -167,8 +173,10 @@ def main() -> None:
                                     str(int(args.seconds)), "-f", "raw", "-o", args.py_spy, "--threads"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         c0, n0, s0, t0 = cpu_s(ws.pid), count(dsn, "option_quotes"), spooled(dsn, f"ws:{cur}"), time.monotonic()
+        f0 = sent(urls["control"])
         time.sleep(args.seconds)
         c1, n1, t1 = cpu_s(ws.pid), count(dsn, "option_quotes"), time.monotonic()
+        f1 = sent(urls["control"])
         lg0, rss = cpu_s(lg.pid), mem_mb(ws.pid, "VmHWM")
         if spy is not None:
             spy.wait(60)
@@ -177,10 +185,11 @@ def main() -> None:
         s1 = spooled(dsn, f"ws:{cur}")
         wall, rows = t1 - t0, n1 - n0
         emit("ws_e2e_msgs_per_s", rows / wall, "msg/s")
+        emit("ws_e2e_frames_in_per_s", (f1 - f0) / wall, "msg/s")
         emit("ws_e2e_spooled_rows", s1 - s0, "rows")
         emit("ws_e2e_cpu_pct", 100 * (c1 - c0) / wall, "%")
         if rows:
-            emit("ws_e2e_cpu_us_per_msg", 1e6 * (c1 - c0) / rows, "us")
+            emit("ws_e2e_cpu_us_per_msg", 1e6 * (c1 - c0) / max(rows, f1 - f0), "us")
         emit("ws_e2e_peak_rss_mb", rss, "MB")
         emit("ws_e2e_loadgen_cpu_pct", 100 * lg0 / (time.monotonic() - t0 + args.warmup), "%")
         if rc != 0:

@@ -84,12 +84,15 @@ class WriteQueue:
         groups: dict[type, list[Record]] = defaultdict(list)
         for r in rows:
             groups[type(r)].append(r)
+        step = self.max_batch_rows  # segments no bigger than a batch: replaying one never holds more
         for rtype, group in groups.items():
-            try:
-                self.store.spool.append(rtype.__table__, group)
-                self.store.stats.spooled += len(group)
-            except SpoolFull:
-                self._drop(group)
+            for i in range(0, len(group), step):
+                part = group[i:i + step]
+                try:
+                    self.store.spool.append(rtype.__table__, part)
+                    self.store.stats.spooled += len(part)
+                except SpoolFull:
+                    self._drop(part)
 
     def _drop(self, rows: Iterable[Record]) -> None:
         by_table: dict[str, list[Record]] = defaultdict(list)
