@@ -97,14 +97,12 @@ def stall(args, dsn: str, datadir: Path, spool: Path, ws: dict, live_rows_per_s:
     emit("ws_stall_rss_peak_during_mb", peak, "MB")
     emit("ws_stall_spool_mb", spooled / 1e6, "MB")
     t1, n1 = time.monotonic(), rows(dsn)
-    while spool_bytes(spool) > 0 or time.monotonic() - t1 < 5:   # the spool empty: the backlog is in
-        time.sleep(1)
-        if time.monotonic() - t1 > 600:
-            break
-    # the queue's own backlog goes first and is invisible on disk: wait for the row rate to fall back to live
+    while spool_bytes(spool) > 0 and time.monotonic() - t1 < 600:   # the spooled backlog is replayed
+        time.sleep(0.2)
+    # the queue's backlog is not on disk: the drain ends at the first second committing < 1.5 x live
     prev, tp = rows(dsn), time.monotonic()
     while time.monotonic() - t1 < 600:
-        time.sleep(2)
+        time.sleep(1)
         cur, tc = rows(dsn), time.monotonic()
         if (cur - prev) / (tc - tp) < 1.5 * live_rows_per_s:
             break

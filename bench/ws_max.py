@@ -144,6 +144,7 @@ def main() -> None:
     ap.add_argument("--strikes", type=int, default=24)
     ap.add_argument("--currency", default="BTC")
     ap.add_argument("--no-stages", action="store_true")
+    ap.add_argument("--prefix", default="ws_e2e", help="name prefix of the e2e figures")
     ap.add_argument("--py-spy", help="sample the collector with py-spy during the window, into this file")
     ap.add_argument("--profile", help="run the collector under cProfile, writing this file")
     ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the collector")
@@ -183,15 +184,15 @@ def main() -> None:
         ws.send_signal(signal.SIGTERM)
         rc = ws.wait(30)
         s1 = spooled(dsn, f"ws:{cur}")
-        wall, rows = t1 - t0, n1 - n0
-        emit("ws_e2e_msgs_per_s", rows / wall, "msg/s")
-        emit("ws_e2e_frames_in_per_s", (f1 - f0) / wall, "msg/s")
-        emit("ws_e2e_spooled_rows", s1 - s0, "rows")
-        emit("ws_e2e_cpu_pct", 100 * (c1 - c0) / wall, "%")
+        wall, rows, P = t1 - t0, n1 - n0, args.prefix
+        emit(f"{P}_msgs_per_s", rows / wall, "msg/s")
+        emit(f"{P}_frames_in_per_s", (f1 - f0) / wall, "msg/s")
+        emit(f"{P}_spooled_rows", s1 - s0, "rows")
+        emit(f"{P}_cpu_pct", 100 * (c1 - c0) / wall, "%")
         if rows:
-            emit("ws_e2e_cpu_us_per_msg", 1e6 * (c1 - c0) / max(rows, f1 - f0), "us")
-        emit("ws_e2e_peak_rss_mb", rss, "MB")
-        emit("ws_e2e_loadgen_cpu_pct", 100 * lg0 / (time.monotonic() - t0 + args.warmup), "%")
+            emit(f"{P}_cpu_us_per_msg", 1e6 * (c1 - c0) / max(rows, f1 - f0), "us")
+        emit(f"{P}_peak_rss_mb", rss, "MB")
+        emit(f"{P}_loadgen_cpu_pct", 100 * lg0 / (time.monotonic() - t0 + args.warmup), "%")
         if rc != 0:
             print(f"# collector exited {rc}; see {tmp}/ws.log", file=sys.stderr)
         lg.kill()

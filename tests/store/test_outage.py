@@ -137,3 +137,54 @@ def test_full_queue_and_full_spool_drop_loudly_and_record_the_gap(dsn, tmp_path,
         row = conn.execute("SELECT relation, cause, recoverable, missing_count, gap_start <= gap_end FROM data_gaps").fetchone()
     assert row == ("option_quotes", "writer_overflow", False, q.dropped, True)
     live.close()
+
+
+def _postgres_pids(datadir) -> list[int]:
+    from pathlib import Path
+    master = int((Path(datadir) / "postmaster.pid").read_text().split()[0])
+    kids = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
+                kids.append(int(d.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return [master, *kids]
+
+
+def test_hung_database_the_spool_takes_the_rows_and_memory_stays_flat(pg_outage, outage_dsn, tmp_path):
+    """SIGSTOPped PostgreSQL: the flush hangs (nothing fails); the queue stays at one batch, the rest spools."""
+    store = BatchStore(outage_dsn, Spool(tmp_path / "spool", 512 * 1024**2))
+    q = WriteQueue(store, batch_rows=1000, max_age_s=0.05, max_rows=1_000_000, max_batch_rows=4000, stall_s=0.5)
+    total = 40_000
+
+    async def produce() -> int:
+        flusher = asyncio.create_task(q.run())
+        peak = 0
+        for i in range(5000):
+            q.put(quote(i))
+        await asyncio.sleep(0.5)
+        pids = _postgres_pids(pg_outage.datadir)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            for i in range(5000, total):
+                q.put(quote(i))
+                peak = max(peak, len(q))
+                if i % 1000 == 999:
+                    await asyncio.sleep(0.1)
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        await q.close(timeout_s=60)
+        flusher.cancel()
+        return peak
+
+    peak = asyncio.run(produce())
+    assert peak <= 4000
+    assert store.stats.spooled > 0
+    deadline = time.monotonic() + 60
+    while not store.flush_spool() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    store.close()
+    assert count(outage_dsn) == total and q.dropped == 0
