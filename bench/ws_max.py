@@ -62,6 +62,12 @@ def count(dsn: str, table: str) -> int:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # bench-only, static names
 
 
+def connects(dsn: str, job: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT (details->>'connects')::int FROM collector_status WHERE job = %s", (job,)).fetchone()
+    return row[0] if row and row[0] else 0
+
+
 def spooled(dsn: str, job: str) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT rows_spooled FROM collector_status WHERE job = %s", (job,)).fetchone()
@@ -188,6 +194,7 @@ def main() -> None:
         emit(f"{P}_msgs_per_s", rows / wall, "msg/s")
         emit(f"{P}_frames_in_per_s", (f1 - f0) / wall, "msg/s")
         emit(f"{P}_spooled_rows", s1 - s0, "rows")
+        emit(f"{P}_connections", connects(dsn, f"ws:{cur}"), "connections")  # > 1: it was dropped
         emit(f"{P}_cpu_pct", 100 * (c1 - c0) / wall, "%")
         if rows:
             emit(f"{P}_cpu_us_per_msg", 1e6 * (c1 - c0) / max(rows, f1 - f0), "us")

@@ -1,13 +1,14 @@
 """The Deribit WebSocket session: connect, heartbeat, subscribe, reconnect -- forever.
 
 A thin I/O adapter around the pure pieces (:mod:`protocol` builds requests, :mod:`frames` decodes and
-classifies). :class:`WsSession` keeps the set of channels the owner *wants*; every (re)connection sends
+classifies, :mod:`wsframes` reads WebSocket frames; :mod:`wsconn` is the socket: websockets' handshake,
+then every message of a socket read handed over at once). :class:`WsSession` keeps the set of channels the owner *wants*; every (re)connection sends
 ``public/hello``, ``public/set_heartbeat`` and subscribes all of them again, in batches within Deribit's
 limits (<= 250 channels and < 32 kB a frame, a few subscribe requests a second), checking every result.
 Every ``test_request`` is answered with ``public/test`` at once, from the reading task.
 
 Failures never end :meth:`WsSession.run`: a refused connection, a close, a silent socket (no frame for
-``3 x heartbeat``) or a failed set-up all lead to a reconnect after a capped exponential backoff with full
+``3 x heartbeat``: Deribit's heartbeats are the keepalive, no WebSocket pings are sent) or a failed set-up all lead to a reconnect after a capped exponential backoff with full
 jitter. The owner hears about it through callbacks, called from the reading task (keep them short):
 
 * ``on_notification(channel, data, recv_time)`` -- every subscription notification (the hot path);
