@@ -109,8 +109,11 @@ def test_process_killed_while_database_down_replays_its_spool_on_next_start(pg_o
     finally:
         pg_outage.start()
     assert spooled == 10_000
-    store = BatchStore(outage_dsn, Spool(tmp_path / "spool", 1 << 30))
-    assert store.flush_spool()
+    store = BatchStore(outage_dsn, Spool(tmp_path / "spool", 1 << 30), retry_initial_s=0.1)
+    deadline = time.monotonic() + 60   # the server may still be starting up: the store retries
+    while not store.flush_spool() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not store.spool.segments()
     store.close()
     with psycopg.connect(outage_dsn) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT trade_seq) FROM option_trades").fetchone() == (10_000, 10_000)
