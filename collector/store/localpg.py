@@ -79,7 +79,8 @@ class LocalCluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._hand_to_postgres()
         self._run(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", self.user, "--auth=trust",
-                  "-E", "UTF8", "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C")
+                  "-E", "UTF8", "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C",
+                  "--lc-collate=C")  # byte-order text keys: cheaper index inserts (bench/README.md)
 
     def running(self) -> bool:
         return self._run(str(self.bindir / "pg_ctl"), "status", "-D", str(self.datadir), check=False).returncode == 0
@@ -93,7 +94,7 @@ class LocalCluster:
         self.port = self.port or free_port()
         self._hand_to_postgres()
         opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{self.dir}' "
-                f"-c fsync=on {options}")
+                f"-c fsync=on -c max_wal_size=4GB {options}")
         self._run(str(self.bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir),
                   "-l", str(self.dir / "postgresql.log"), "-o", opts)
 
