@@ -17,6 +17,9 @@ Continuity (nothing is lost silently):
 systemd: READY=1 once the database is reachable and the first subscriptions are answered; WATCHDOG=1 only
 while frames arrive (or heartbeats are answered) and writes succeed or spool; STATUS= with counters;
 SIGTERM -> STOPPING=1, the queue is flushed (or spooled) and the process exits 0.
+
+The continuity work lives in :mod:`collector.jobs.ws_gaps`, the instrument lifecycle in
+:mod:`collector.jobs.ws_lifecycle` (mixins of :class:`WsJob`).
 """
 
 from __future__ import annotations
@@ -36,14 +39,13 @@ import psycopg
 from collector import __version__
 from collector.config import Settings
 from collector.deribit import protocol
-from collector.deribit.parse import InstrumentState
 from collector.deribit.rest import DeribitError, RestClient
-from collector.deribit.sequence import BookStep, TradeGap
 from collector.deribit.session import ConnectInfo, DisconnectInfo, WsSession
-from collector.jobs import backfill, chain
+from collector.jobs import chain
 from collector.jobs.archive import Archive
 from collector.jobs.stream import Pipeline
-from collector.records import DataGap
+from collector.jobs.ws_gaps import GapsMixin, Backfill
+from collector.jobs.ws_lifecycle import LifecycleMixin
 from collector.store import db
 from collector.store.queue import WriteQueue
 from collector.store.spool import Spool
@@ -53,8 +55,6 @@ from collector.systemd import Notifier
 log = logging.getLogger(__name__)
 
 UTC = timezone.utc
-ENDED = {"closed", "settled", "terminated", "expired", "deactivated", "inactive"}
-STARTED = {"created", "started", "open"}
 
 
 def _utc(t: float) -> datetime:
@@ -78,19 +78,7 @@ class WsOptions:
     perpetual_book: bool = True
 
 
-@dataclass(frozen=True)
-class _Backfill:
-    kind: str                     # "seq" or "time"
-    instrument: str
-    start: datetime
-    end: datetime
-    from_seq: int | None = None
-    to_seq: int | None = None
-    cause: str = ""
-    attempts: int = 0
-
-
-class WsJob:
+class WsJob(GapsMixin, LifecycleMixin):
     def __init__(self, settings: Settings, currency: str, *, archive_dir: Path | None = None,
                  options: WsOptions | None = None, notifier: Notifier | None = None) -> None:
         self.s = settings
@@ -118,7 +106,7 @@ class WsJob:
         self.live: set[str] = set()          # live option names
         self.followed: set[str] = set()      # options whose ticker we subscribe
         self.perpetual = f"{currency}-PERPETUAL"
-        self._backfills: asyncio.Queue[_Backfill] = asyncio.Queue()
+        self._backfills: asyncio.Queue[Backfill] = asyncio.Queue()
         self._tasks: set[asyncio.Task] = set()
         self._resubscribing: set[str] = set()
         self._down_since: float | None = None   # last frame time before the first unanswered disconnect
@@ -285,7 +273,7 @@ class WsJob:
                           details="quotes cannot be fetched back from Deribit")
             if self._stored_last_trade is not None:
                 start = max(self._stored_last_trade, up - timedelta(seconds=self.opt.backfill_horizon_s))
-                self._backfills.put_nowait(_Backfill("time", "", start, up, cause="restart"))
+                self._backfills.put_nowait(Backfill("time", "", start, up, cause="restart"))
         elif self._down_since is not None:
             down = _utc(self._down_since)
             cause = self._down_cause or "disconnect"
@@ -293,7 +281,7 @@ class WsJob:
                       details="quotes cannot be fetched back from Deribit")
             self._gap("index_prices", f"{self.cur.lower()}_usd", down, up, cause, False,
                       details="index ticks cannot be fetched back (rest job records 1/min)")
-            self._backfills.put_nowait(_Backfill("time", "", down - timedelta(seconds=1),
+            self._backfills.put_nowait(Backfill("time", "", down - timedelta(seconds=1),
                                                  up + timedelta(seconds=1), cause=cause))
         self._down_since = None
         if info.refused:
@@ -332,148 +320,6 @@ class WsJob:
             self._down_cause = "disconnect"
         self.pipeline.reset_books()
         log.warning("ws_disconnected", extra={"connection": info.number, "reason": info.reason[:300]})
-
-    # -- continuity --------------------------------------------------------------------------------------
-
-    def _gap(self, relation: str, instrument: str, start: datetime, end: datetime, cause: str,
-             recoverable: bool, backfilled_at: datetime | None = None, **kw: Any) -> None:
-        self.gaps_recorded += 1
-        self.queue.put(DataGap(datetime.now(UTC), relation, instrument, self.cur, start, end, cause, recoverable,
-                               backfilled_at, **kw))
-        log.warning("data_gap", extra={"relation": relation, "instrument": instrument, "cause": cause,
-                                       "gap_start": start.isoformat(), "gap_end": end.isoformat(),
-                                       "recoverable": recoverable, "backfilled": backfilled_at is not None})
-
-    def _on_trade_gap(self, gap: TradeGap, last_at: datetime | None, seen_at: datetime) -> None:
-        self._backfills.put_nowait(_Backfill("seq", gap.instrument, last_at or seen_at, seen_at,
-                                             gap.from_seq, gap.to_seq, cause="trade_seq_jump"))
-
-    def _on_book_break(self, channel: str, step: BookStep) -> None:
-        now = datetime.now(UTC)
-        relation = "perpetuals_orderbook_depth" if not chain.is_option(step.instrument) \
-            else f"{self.cur.lower()}_option_orderbook_depth"
-        self._gap(relation, step.instrument, now, now, "book_change_gap", False,
-                  details=f"{step.reason}; resubscribed {channel} for a fresh snapshot")
-        if channel not in self._resubscribing:
-            self._resubscribing.add(channel)
-            self._spawn(self._resubscribe(channel), f"resubscribe {channel}")
-
-    async def _resubscribe(self, channel: str) -> None:
-        try:
-            await self.session.resubscribe(channel)
-        except Exception as err:  # noqa: BLE001 - the next connection resubscribes everything anyway
-            log.warning("resubscribe_failed", extra={"channel": channel, "error": str(err)[:300]})
-        finally:
-            self._resubscribing.discard(channel)
-
-    async def _backfill_loop(self) -> None:
-        while True:
-            job = await self._backfills.get()
-            try:
-                trades = await asyncio.to_thread(self._fetch_backfill, job)
-            except DeribitError as err:
-                if job.attempts < 5:
-                    log.warning("backfill_retry", extra={"instrument": job.instrument, "error": str(err)[:200]})
-                    self._spawn(self._requeue(job), "backfill-retry")
-                else:
-                    self._record_backfill(job, None, str(err))
-                continue
-            by_inst: dict[str, list[int]] = {}
-            for t in trades:
-                self.queue.put(t)
-                by_inst.setdefault(t.instrument, []).append(t.trade_seq)
-            for inst, seqs in by_inst.items():
-                self.pipeline.seq.advance(inst, seqs)
-            self.backfilled_trades += len(trades)
-            self._record_backfill(job, trades, None)
-
-    async def _requeue(self, job: _Backfill) -> None:
-        await asyncio.sleep(min(60.0, 2.0 ** (job.attempts + 1)))
-        self._backfills.put_nowait(_Backfill(job.kind, job.instrument, job.start, job.end, job.from_seq,
-                                             job.to_seq, job.cause, job.attempts + 1))
-
-    def _fetch_backfill(self, job: _Backfill) -> list:
-        with self._rest() as client:
-            if job.kind == "seq":
-                return backfill.by_sequence(client, job.instrument, job.from_seq, job.to_seq)
-            return backfill.by_time(client, self.cur, job.start, job.end)
-
-    def _record_backfill(self, job: _Backfill, trades: list | None, error: str | None) -> None:
-        relation = f"{self.cur.lower()}_option_trades"
-        now = datetime.now(UTC)
-        if job.kind == "seq":
-            missing = job.to_seq - job.from_seq + 1
-            got = len(trades or ())
-            complete = trades is not None and got >= missing
-            details = (f"fetched {got} of {missing} trades over REST" if trades is not None
-                       else f"backfill failed: {error}"[:500])
-            start = min((t.timestamp for t in trades or ()), default=job.start)
-            self._gap(relation, job.instrument, min(start, job.start), job.end, job.cause, True,
-                      now if complete else None, from_seq=job.from_seq, to_seq=job.to_seq,
-                      missing_count=missing, details=details)
-        else:
-            details = (f"fetched {len(trades)} trades over REST for the period" if trades is not None
-                       else f"backfill failed: {error}"[:500])
-            self._gap(relation, "", job.start, job.end, job.cause, True, now if trades is not None else None,
-                      missing_count=len(trades) if trades is not None else None, details=details)
-
-    # -- lifecycle -----------------------------------------------------------------------------------------
-
-    def _on_state(self, st: InstrumentState) -> None:
-        name = st.instrument
-        if st.state in ENDED:
-            if name in self.live or name in self.followed:
-                self.live.discard(name)
-                self._drop_instrument(name)
-        elif st.state in STARTED and chain.is_option(name) and name not in self.live:
-            self.live.add(name)
-            if self.top_n == 0:
-                self._follow([name])
-
-    def _follow(self, names: list[str]) -> None:
-        names = [n for n in names if n not in self.followed]
-        if not names:
-            return
-        self.followed.update(names)
-        log.info("instruments_followed", extra={"count": len(names), "first": names[0]})
-        self._spawn(self.session.subscribe(protocol.ticker_channel(n) for n in names), "subscribe")
-
-    def _drop_instrument(self, name: str) -> None:
-        was = name in self.followed
-        self.followed.discard(name)
-        self.pipeline.forget(name)
-        if was:
-            log.info("instrument_ended", extra={"instrument": name})
-            self._spawn(self.session.unsubscribe([protocol.ticker_channel(name)]), "unsubscribe")
-
-    def _forget_channel(self, channel: str) -> None:
-        """A channel the server refused (e.g. the instrument is gone): stop asking for it."""
-        self.session.wanted.pop(channel, None)
-        parts = channel.split(".")
-        if parts[0] == "ticker" and len(parts) == 3:
-            self.followed.discard(parts[1])
-
-    async def _reconcile_loop(self) -> None:
-        last_rank = time.monotonic()
-        while True:
-            await asyncio.sleep(self.opt.reconcile_every_s)
-            try:
-                live, ranked = await asyncio.to_thread(self._fetch_chain)
-            except DeribitError as err:
-                log.warning("reconcile_failed", extra={"error": str(err)[:300]})
-                continue
-            ended = (self.live | self.followed) - live
-            for name in ended:
-                self._drop_instrument(name)
-            self.live = live
-            if self.top_n == 0:
-                self._follow(sorted(live - self.followed))
-            elif time.monotonic() - last_rank >= self.opt.rerank_every_s:
-                last_rank = time.monotonic()
-                want = set(ranked)
-                for name in self.followed - want:
-                    self._drop_instrument(name)
-                self._follow([n for n in ranked if n not in self.followed])
 
     # -- health ---------------------------------------------------------------------------------------------
 
