@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,26 +32,9 @@ from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from collector.store import migrate  # noqa: E402
-from collector.store.localpg import LocalCluster  # noqa: E402
-
-COLLECTOR = str(Path(sys.executable).parent / "collector")
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def mem_mb(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+from harness import COLLECTOR, cpu_s, emit, mem_mb, stop_all, throwaway_db  # noqa: E402,F401 (re-exported)
 
 
 def status(dsn: str, job: str) -> tuple[int, int]:
@@ -60,10 +42,6 @@ def status(dsn: str, job: str) -> tuple[int, int]:
         row = conn.execute("SELECT (details->>'frames')::bigint, rows_written + rows_spooled "
                            "FROM collector_status WHERE job = %s", (job,)).fetchone()
     return (row[0] or 0, row[1] or 0) if row else (0, 0)
-
-
-def emit(name: str, value: float, unit: str) -> None:
-    print(f"{name} {value:.0f} {unit}" if abs(value) >= 100 else f"{name} {value:.3g} {unit}", flush=True)
 
 
 def main() -> None:
@@ -78,13 +56,10 @@ def main() -> None:
     args = ap.parse_args()
     curs = [c.strip().upper() for c in args.currencies.split(",") if c.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="bench-ws-"))
-    cluster = LocalCluster(tmp / "pg")
+    cluster = None
     procs: list[subprocess.Popen] = []
     try:
-        cluster.start("-c shared_buffers=256MB -c synchronous_commit=off")
-        dsn = cluster.create_database("bench")
-        with psycopg.connect(dsn) as conn:
-            migrate.migrate(conn, curs)
+        cluster, dsn = throwaway_db(tmp, curs, "-c shared_buffers=256MB -c synchronous_commit=off")
         sim = subprocess.Popen([COLLECTOR, "sim", "--seed", "1", "--currencies", ",".join(curs),
                                 "--strikes", str(args.strikes), "--rate", str(args.rate),
                                 "--trade-rate", str(args.trade_rate), "--speed", str(args.speed),
@@ -125,12 +100,7 @@ def main() -> None:
             if rc != 0:
                 print(f"# ws {cur} exited {rc}; see {tmp}/ws-{cur}.log", file=sys.stderr)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        cluster.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_all(procs, cluster, tmp)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,10 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ws_e2e import COLLECTOR, cpu_s, emit, mem_mb, status  # noqa: E402
+from harness import COLLECTOR, cpu_s, emit, mem_mb, stop_all, throwaway_db  # noqa: E402
+from ws_e2e import status  # noqa: E402
 
-from collector.store import migrate  # noqa: E402
-from collector.store.localpg import LocalCluster  # noqa: E402
 
 TABLES = ("option_quotes", "option_trades")
 
@@ -127,13 +125,10 @@ def main() -> None:
     args = ap.parse_args()
     curs = [c.strip().upper() for c in args.currencies.split(",") if c.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="bench-chain-"))
-    cluster = LocalCluster(tmp / "pg")
+    cluster = None
     procs: list[subprocess.Popen] = []
     try:
-        cluster.start("-c shared_buffers=256MB -c track_commit_timestamp=on")
-        dsn = cluster.create_database("bench")
-        with psycopg.connect(dsn) as conn:
-            migrate.migrate(conn, curs)
+        cluster, dsn = throwaway_db(tmp, curs, "-c shared_buffers=256MB -c track_commit_timestamp=on")
         sim = subprocess.Popen([COLLECTOR, "sim", "--seed", "1", "--currencies", ",".join(curs),
                                 "--strikes", str(args.strikes), "--rate", str(args.rate),
                                 "--trade-rate", str(args.trade_rate), "--max-connections", "0", "--no-credits"],
@@ -178,12 +173,7 @@ def main() -> None:
             if p.wait(30) != 0:
                 print(f"# ws {cur} exited {p.returncode}; see {tmp}/ws-{cur}.log", file=sys.stderr)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        cluster.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_all(procs, cluster, tmp)
 
 
 if __name__ == "__main__":

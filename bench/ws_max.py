@@ -22,10 +22,8 @@ one row through the idempotent COPY path. Figures (`name value unit`):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -39,10 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ws_e2e import COLLECTOR, cpu_s, emit, mem_mb  # noqa: E402
+from harness import COLLECTOR, cpu_s, emit, mem_mb, stop_all, throwaway_db  # noqa: E402
 
-from collector.store import migrate  # noqa: E402
-from collector.store.localpg import LocalCluster  # noqa: E402
 
 
 def start_loadgen(args, rate: float) -> tuple[subprocess.Popen, dict]:
@@ -157,13 +153,10 @@ def main() -> None:
     args = ap.parse_args()
     cur = args.currency.upper()
     tmp = Path(tempfile.mkdtemp(prefix="bench-wsmax-"))
-    cluster = LocalCluster(tmp / "pg")
+    cluster = None
     procs: list[subprocess.Popen] = []
     try:
-        cluster.start("-c shared_buffers=256MB")
-        dsn = cluster.create_database("bench")
-        with psycopg.connect(dsn) as conn:
-            migrate.migrate(conn, [cur])
+        cluster, dsn = throwaway_db(tmp, [cur], "-c shared_buffers=256MB")
         lg, urls = start_loadgen(args, args.rate)
         procs.append(lg)
         env = {**os.environ, "DATABASE_URL": dsn, "DERIBIT_WS_URL": urls["ws"], "DERIBIT_REST_URL": urls["rest"],
@@ -213,12 +206,7 @@ def main() -> None:
                 conn.execute("TRUNCATE option_quotes")
             emit("ws_stage_write_rows_per_s", stage_write(dsn, tmp, rows_, 5000), "rows/s")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        cluster.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_all(procs, cluster, tmp)
 
 
 if __name__ == "__main__":
