@@ -215,6 +215,7 @@ class WsSession:
         reader = asyncio.create_task(self._read(conn), name=f"ws-read-{conn.number}")
         silence = asyncio.create_task(self._silence_watch(conn), name=f"ws-silence-{conn.number}")
         reason = "closed"
+        setup = stop = None
         try:
             self._conn = conn
             self.subscribed = set()
@@ -248,7 +249,9 @@ class WsSession:
                 await ws.close()
             except Exception:  # noqa: BLE001 - the socket may already be gone
                 pass
-            await asyncio.gather(reader, silence, return_exceptions=True)
+            # every task of this connection is awaited, so none ends with an unretrieved exception
+            await asyncio.gather(reader, silence, *(t for t in (setup, stop) if t is not None),
+                                 return_exceptions=True)
         self.disconnects += 1
         if self.on_disconnected is not None:
             self.on_disconnected(DisconnectInfo(conn.number, reason, conn.last_frame_at, time.time()))
