@@ -79,7 +79,6 @@ class Pipeline:
         self.counts: Counter = Counter()      # notifications, quotes, quotes_unchanged, trades, ...
         self.bad: Counter = Counter()         # bad messages by reason
         self._logged: set[str] = set()
-        self.last_data_at: datetime | None = None   # exchange time of the newest row
 
     # -- entry point -----------------------------------------------------------------------------
 
@@ -137,7 +136,6 @@ class Pipeline:
             return
         self._last_quote[q.instrument] = key
         self.counts["quotes"] += 1
-        self.last_data_at = q.timestamp
         self.sink(q)
 
     # -- trades ----------------------------------------------------------------------------------
@@ -164,7 +162,6 @@ class Pipeline:
                 continue
             self._last_trade_at[t.instrument] = t.timestamp
             self.counts["trades"] += 1
-            self.last_data_at = t.timestamp
             self.sink(t)
 
     def seed_trades(self, last_seqs: dict[str, int]) -> None:

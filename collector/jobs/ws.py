@@ -71,6 +71,7 @@ class WsOptions:
     rerank_every_s: float = 900.0
     status_every_s: float = 5.0
     backfill_horizon_s: float = 86400.0     # how far back a restart fetches missed trades
+    startup_replay_s: float = 20.0          # spool replay at start-up before streaming, at most
     book_snapshot_every_s: float = 60.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
@@ -110,10 +111,10 @@ class WsJob(GapsMixin, LifecycleMixin):
         self._tasks: set[asyncio.Task] = set()
         self._resubscribing: set[str] = set()
         self._down_since: float | None = None   # last frame time before the first unanswered disconnect
-        self._down_cause = ""
         self._stored_last_quote: datetime | None = None
         self._stored_last_trade: datetime | None = None
         self._ready = False
+        self._ready_waiting = False
         self._stop = asyncio.Event()
         self.gaps_recorded = 0
         self.backfilled_trades = 0
@@ -192,7 +193,10 @@ class WsJob(GapsMixin, LifecycleMixin):
     def _read_database_state(self) -> None:
         """Replay the spool; the last stored trade_seq per instrument and the newest rows' times."""
         try:
-            self.store.replay()
+            # what the spool holds first, so the baselines below see it -- within a bound, so a large
+            # spool never holds up the stream (the writer replays the rest as it goes; the baselines are
+            # then older, which only makes the restart backfill fetch more, never less)
+            self.store.replay(max_seconds=self.opt.startup_replay_s)
             with db.connect(self.dsn, autocommit=True) as conn:
                 seqs = dict(conn.execute(
                     "SELECT instrument, max(trade_seq) FROM option_trades WHERE currency = %s "
@@ -276,7 +280,7 @@ class WsJob(GapsMixin, LifecycleMixin):
                 self._backfills.put_nowait(Backfill("time", "", start, up, cause="restart"))
         elif self._down_since is not None:
             down = _utc(self._down_since)
-            cause = self._down_cause or "disconnect"
+            cause = "disconnect"
             self._gap(f"{self.cur.lower()}_option_quotes", "", down, up, cause, False,
                       details="quotes cannot be fetched back from Deribit")
             self._gap("index_prices", f"{self.cur.lower()}_usd", down, up, cause, False,
@@ -287,22 +291,18 @@ class WsJob(GapsMixin, LifecycleMixin):
         if info.refused:
             for ch in info.refused:
                 self._forget_channel(ch)
-        if not self._ready:
-            ok = await asyncio.to_thread(self._database_reachable)
-            if ok:
-                self._ready = True
-                self.notifier.ready(self._status_text("running"))
-                log.info("ready", extra={"channels": info.channels})
-            else:
-                self._spawn(self._ready_when_database(), "ready-wait")
+        if not self._ready and not self._ready_waiting:
+            self._ready_waiting = True
+            self._spawn(self._ready_when_database(), "ready-wait")
 
     async def _ready_when_database(self) -> None:
-        while not self._ready:
+        """READY=1 once the database answers (the subscriptions already have); checked every 2 s."""
+        while not await asyncio.to_thread(self._database_reachable):
             await asyncio.sleep(2.0)
-            if await asyncio.to_thread(self._database_reachable):
-                self._ready = True
-                self.notifier.ready(self._status_text("running"))
-                log.info("ready", extra={"channels": len(self.session.subscribed)})
+        if not self._ready:
+            self._ready = True
+            self.notifier.ready(self._status_text("running"))
+            log.info("ready", extra={"channels": len(self.session.subscribed)})
 
     def _database_reachable(self) -> bool:
         try:
@@ -317,7 +317,6 @@ class WsJob(GapsMixin, LifecycleMixin):
             return
         if self._down_since is None:
             self._down_since = info.last_frame_at or info.at
-            self._down_cause = "disconnect"
         self.pipeline.reset_books()
         log.warning("ws_disconnected", extra={"connection": info.number, "reason": info.reason[:300]})
 
@@ -342,8 +341,7 @@ class WsJob(GapsMixin, LifecycleMixin):
         """Frames arrive (or heartbeats are answered) and the writer keeps committing or spooling."""
         now = time.monotonic()
         stream_ok = now - self.session.last_progress < window_s
-        writer_ok = (len(self.queue) < self.queue.batch_rows and not self.queue._pending) or \
-            now - self.queue.last_flush_ok < window_s
+        writer_ok = not len(self.queue) or now - self.queue.last_flush_ok < window_s
         return stream_ok and writer_ok
 
     async def _status_loop(self) -> None:

@@ -277,15 +277,19 @@ class BatchStore:
 
     # -- the spool ------------------------------------------------------------------------------
 
-    def replay(self, max_segments: int | None = None) -> int:
-        """Commit spooled segments, oldest first; stop at the first connection problem. Returns rows."""
+    def replay(self, max_segments: int | None = None, max_seconds: float | None = None) -> int:
+        """Commit spooled segments, oldest first; stop at the first connection problem, after
+        ``max_segments`` segments or once ``max_seconds`` have passed. Returns rows."""
         with self._lock:
-            return self._replay(max_segments)
+            return self._replay(max_segments, max_seconds)
 
-    def _replay(self, max_segments: int | None) -> int:
+    def _replay(self, max_segments: int | None, max_seconds: float | None = None) -> int:
         done = 0
+        until = None if max_seconds is None else self._clock() + max_seconds
         for n, seg in enumerate(self.spool.segments()):
             if max_segments is not None and n >= max_segments:
+                break
+            if until is not None and self._clock() >= until:
                 break
             conn = self._connection()
             if conn is None:
