@@ -118,3 +118,17 @@ def test_spool_survives_a_half_written_segment(tmp_path):
     again = Spool(d, 1024**2)
     assert len(again) == 1 and not list(d.glob("*.tmp"))
     assert again.append("index_prices", [R.IndexPrice(T0, "btc_usd", 1.0)]).seq == 2
+
+
+def test_replay_stops_at_its_time_budget_and_the_rest_waits_in_order(dsn, tmp_path, conn):
+    spool = Spool(tmp_path / "spool", 64 * 1024**2)
+    for b in range(5):
+        spool.append("index_prices", [R.IndexPrice(T0 + timedelta(seconds=b), "btc_usd", 90000.0 + b)])
+    ticks = iter(range(1000))
+    live = BatchStore(dsn, spool, clock=lambda: float(next(ticks)))   # each look at the clock: 1 s later
+    assert live.replay(max_seconds=3) in (1, 2)
+    left = len(spool)
+    assert 3 <= left <= 4
+    assert live.replay() == left                                        # no budget: the rest, in order
+    assert conn.execute("SELECT count(*) FROM index_prices").fetchone()[0] == 5
+    live.close()
