@@ -18,9 +18,12 @@ import msgspec
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """Base of every row type. ``__table__`` is the physical table it is written to."""
+    """Base of every row type. ``__table__`` is the table it is written to; for a per-currency type
+    (``__per_currency__``) it is the table's suffix: the row goes to ``{currency}_{__table__}``
+    (e.g. ``eth_option_quotes``), whose columns are the fields without ``currency``."""
 
     __table__: ClassVar[str] = ""
+    __per_currency__: ClassVar[bool] = False
 
 
 F = Union[float, None]  # double precision, NULL when Deribit sends nothing
@@ -112,10 +115,12 @@ class Funding(Record, frozen=True, array_like=True, gc=False):
 
 
 class OptionQuote(Record, frozen=True, array_like=True, gc=False):
-    """A change of an option's best bid/ask (from ``ticker.*`` or ``quote.*``); read through the
-    per-currency views ``{cur}_option_quotes``."""
+    """A change of an option's best bid/ask (from ``ticker.*`` or ``quote.*``), with what the same
+    ticker says besides (mark, IVs, greeks, last price); written to ``{cur}_option_quotes``.
+    ``implied_volatility`` is the mark IV again, under the name the user's own tables use."""
 
     __table__: ClassVar[str] = "option_quotes"
+    __per_currency__: ClassVar[bool] = True
     timestamp: datetime
     instrument: str
     currency: str
@@ -131,12 +136,21 @@ class OptionQuote(Record, frozen=True, array_like=True, gc=False):
     underlying_index: str | None = None
     index_price: F = None
     open_interest: F = None
+    delta: F = None
+    gamma: F = None
+    vega: F = None
+    theta: F = None
+    rho: F = None
+    last_price: F = None
+    volume_24h: F = None
+    implied_volatility: F = None
 
 
 class OptionTrade(Record, frozen=True, array_like=True, gc=False):
-    """One option trade; read through ``{cur}_option_trades``. Unique by (instrument, trade_seq)."""
+    """One option trade, written to ``{cur}_option_trades``. Unique by (instrument, trade_seq)."""
 
     __table__: ClassVar[str] = "option_trades"
+    __per_currency__: ClassVar[bool] = True
     timestamp: datetime
     instrument: str
     currency: str
@@ -175,9 +189,10 @@ class BookDepth(Record, frozen=True, array_like=True, gc=False):
 
 
 class OptionBookDepth(BookDepth, frozen=True, array_like=True, gc=False):
-    """A top-N order-book snapshot of an option; read through ``{cur}_option_orderbook_depth``."""
+    """A top-N order-book snapshot of an option, written to ``{cur}_option_orderbook_depth``."""
 
     __table__: ClassVar[str] = "option_orderbook_depth"
+    __per_currency__: ClassVar[bool] = True
 
 
 class DataGap(Record, frozen=True, array_like=True, gc=False):
@@ -204,3 +219,17 @@ RECORD_TYPES: tuple[type[Record], ...] = (
     BookDepth, OptionBookDepth, DataGap,
 )
 BY_TABLE: dict[str, type[Record]] = {t.__table__: t for t in RECORD_TYPES}
+
+
+def table_of(record: Record) -> str:
+    """The table a record is written to: ``__table__``, or ``{currency}_{__table__}`` per currency."""
+    rtype = type(record)
+    if rtype.__per_currency__:
+        return f"{record.currency.lower()}_{rtype.__table__}"  # type: ignore[attr-defined]
+    return rtype.__table__
+
+
+def columns_of(rtype: type[Record]) -> tuple[str, ...]:
+    """The table's columns the record fills, in field order (a per-currency table has no currency)."""
+    fields = rtype.__struct_fields__
+    return tuple(f for f in fields if f != "currency") if rtype.__per_currency__ else fields

@@ -4,6 +4,11 @@
 --   * option_quotes_1h becomes a continuous aggregate refreshed every 30 minutes.
 -- collector_timescaledb_setup() is idempotent; `collector db migrate` calls it on every run, so a
 -- host that gets TimescaleDB after its first migration is converted on the next one.
+--
+-- Corrected in place (the one exception to append-only, see collector/store/migrate.py SUPERSEDED):
+-- as first landed this file ended by calling collector_timescaledb_setup(), whose CREATE EXTENSION
+-- raises a FATAL that ends the connection on a server where TimescaleDB is installed but not in
+-- shared_preload_libraries. 0004 redefines the function with a preload check and migrate calls it.
 
 CREATE OR REPLACE FUNCTION collector_timescaledb_setup() RETURNS text
 LANGUAGE plpgsql AS $$
@@ -84,5 +89,3 @@ BEGIN
     END IF;
     RETURN 'timescaledb';
 END $$;
-
-SELECT collector_timescaledb_setup();

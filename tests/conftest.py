@@ -1,7 +1,11 @@
 """Shared fixtures: a real PostgreSQL server (pytest-postgresql) and fresh databases from it.
 
-* ``pg``: the session's server (started once, ~1 s). As root, pg_ctl runs as the ``postgres`` user via
-  ``tests/support/pg_ctl`` (initdb refuses root).
+* ``engine``: every test that uses a database runs twice, on plain PostgreSQL and on TimescaleDB
+  (``tests/support/pg_ctl_timescaledb``: a PostgreSQL carrying the TimescaleDB built by
+  ``bin/timescaledb`` from ``tests/vendor``; skipped with the reason where it cannot be had, a failure
+  under ``CI=true``).
+* ``pg``: the session's server of that engine (started once, ~1 s). As root, pg_ctl runs as the
+  ``postgres`` user via ``tests/support/pg_ctl`` (initdb refuses root).
 * ``dsn``: a fresh database with every migration applied, cloned from a template in milliseconds.
 * ``empty_dsn``: a fresh, empty database (for the migration tests).
 Tests that stop and start a server for real get one of their own (tests/store/test_outage.py).
@@ -11,14 +15,18 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg import sql
-from pytest_postgresql import factories
 
 from collector.store import migrate
 
-from tests.pgtools import PG_CTL, _admin, create_database, drop_database, dsn_of
+from tests.pgtools import ENGINES, create_database, drop_database, dsn_of, engine_server, make_template, server_pair
 
-pg = factories.postgresql_proc(executable=PG_CTL, host="127.0.0.1", port=None)
+pg_plain, pg_tsdb = server_pair()
+pg = engine_server("pg_plain", "pg_tsdb")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +34,7 @@ def migrated_template(pg) -> str:
     name = create_database(pg)
     with psycopg.connect(dsn_of(pg, name)) as conn:
         migrate.migrate(conn, ["BTC", "ETH"])
-    with _admin(pg) as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} WITH is_template true").format(sql.Identifier(name)))
+    make_template(pg, name)
     return name
 
 

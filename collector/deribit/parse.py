@@ -52,13 +52,39 @@ def quote_from_ticker(data: Any) -> OptionQuote:
     name = instrument_of(data)
     bid_p, bid_a, ask_p, ask_a = sides(data, "best_bid_price", "best_bid_amount", "best_ask_price",
                                         "best_ask_amount")
+    g = data.get("greeks")
+    if g is not None and type(g) is not dict:
+        raise ParseError("greeks: not an object")
+    g = g or {}
+    stats = data.get("stats")
+    if stats is not None and type(stats) is not dict:
+        raise ParseError("stats: not an object")
+    mark_iv = num(data, "mark_iv")
     return OptionQuote(
         ts(data), name, currency_of(name), bid_p, bid_a, ask_p, ask_a,
-        num(data, "mark_price"), num(data, "mark_iv"),
+        num(data, "mark_price"), mark_iv,
         iv(data, "bid_iv", bid_p, bid_a), iv(data, "ask_iv", ask_p, ask_a),
         num(data, "underlying_price"), text(data, "underlying_index"),
         num(data, "index_price"), num(data, "open_interest"),
+        num(g, "delta"), num(g, "gamma"), num(g, "vega"), num(g, "theta"), num(g, "rho"),
+        num(data, "last_price"), num(stats or {}, "volume"), mark_iv,
     )
+
+
+class _Greeks(msgspec.Struct, gc=False):
+    delta: float | None = None
+    gamma: float | None = None
+    vega: float | None = None
+    theta: float | None = None
+    rho: float | None = None
+
+
+class _Stats(msgspec.Struct, gc=False):
+    volume: float | None = None
+
+
+_NO_GREEKS = _Greeks()
+_NO_STATS = _Stats()
 
 
 class _Ticker(msgspec.Struct, gc=False):
@@ -78,6 +104,9 @@ class _Ticker(msgspec.Struct, gc=False):
     underlying_index: str | None = None
     index_price: float | None = None
     open_interest: float | None = None
+    last_price: float | None = None
+    greeks: _Greeks | None = None
+    stats: _Stats | None = None
 
 
 _ticker = msgspec.json.Decoder(_Ticker)
@@ -108,9 +137,11 @@ def quote_from_ticker_json(raw: bytes | msgspec.Raw) -> OptionQuote:
         bid_iv = None
     if not ask_iv or (ask_p is None and ask_a is None):
         ask_iv = None
+    g = t.greeks or _NO_GREEKS
     return OptionQuote(ms_to_datetime(t.timestamp), name, currency_of(name), bid_p, bid_a, ask_p, ask_a,
                        t.mark_price, t.mark_iv, bid_iv, ask_iv, t.underlying_price, und and _intern(und),
-                       t.index_price, t.open_interest)
+                       t.index_price, t.open_interest, g.delta, g.gamma, g.vega, g.theta, g.rho,
+                       t.last_price, (t.stats or _NO_STATS).volume, t.mark_iv)
 
 
 def quote_from_quote(data: Any) -> OptionQuote:

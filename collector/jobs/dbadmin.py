@@ -19,7 +19,8 @@ def migrate(settings: Settings, dry_run: bool = False) -> int:
     dsn = settings.require_database_url()
     try:
         with db.connect(dsn, autocommit=True) as conn:
-            applied = migrations.migrate(conn, settings.currencies, dry_run=dry_run)
+            applied = migrations.migrate(conn, settings.currencies, dry_run=dry_run,
+                                         on_warning=lambda text: print(f"collector: warning: {text}", file=sys.stderr))
     except migrations.MigrationError as err:
         print(f"collector: migration failed: {err}", file=sys.stderr)
         return 1

@@ -46,7 +46,7 @@ from collector.jobs.archive import Archive
 from collector.jobs.stream import Pipeline
 from collector.jobs.ws_gaps import GapsMixin, Backfill
 from collector.jobs.ws_lifecycle import LifecycleMixin
-from collector.store import db
+from collector.store import db, resume
 from collector.store.queue import WriteQueue
 from collector.store.spool import Spool
 from collector.store.writer import BatchStore
@@ -197,15 +197,8 @@ class WsJob(GapsMixin, LifecycleMixin):
             # spool never holds up the stream (the writer replays the rest as it goes; the baselines are
             # then older, which only makes the restart backfill fetch more, never less)
             self.store.replay(max_seconds=self.opt.startup_replay_s)
-            with db.connect(self.dsn, autocommit=True) as conn:
-                seqs = dict(conn.execute(
-                    "SELECT instrument, max(trade_seq) FROM option_trades WHERE currency = %s "
-                    "AND timestamp > now() - make_interval(secs => %s) GROUP BY instrument",
-                    (self.cur, self.opt.backfill_horizon_s)).fetchall())
-                self._stored_last_trade = conn.execute(
-                    "SELECT max(timestamp) FROM option_trades WHERE currency = %s", (self.cur,)).fetchone()[0]
-                self._stored_last_quote = conn.execute(
-                    "SELECT max(timestamp) FROM option_quotes WHERE currency = %s", (self.cur,)).fetchone()[0]
+            seqs, self._stored_last_trade, self._stored_last_quote = resume.stream_baselines(
+                self.dsn, self.cur, self.opt.backfill_horizon_s)
         except psycopg.Error as err:
             log.warning("database_state_unavailable", extra={"error": str(err).strip()[:300],
                                                              "action": "starting without stored baselines"})

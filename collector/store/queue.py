@@ -19,7 +19,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Iterable
 
-from collector.records import Record
+from collector.records import Record, table_of
 from collector.store.spool import SpoolFull
 from collector.store.writer import BatchStore, overflow_gap
 
@@ -97,7 +97,7 @@ class WriteQueue:
     def _drop(self, rows: Iterable[Record]) -> None:
         by_table: dict[str, list[Record]] = defaultdict(list)
         for r in rows:
-            by_table[type(r).__table__].append(r)
+            by_table[table_of(r)].append(r)
         for table, group in by_table.items():
             self._drop_table(table, group)
 

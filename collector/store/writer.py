@@ -14,6 +14,7 @@ kept in ``<spool>/rejected/`` and counted; one bad row never costs a batch.
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 from collections import defaultdict
@@ -25,7 +26,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from collector.records import RECORD_TYPES, DataGap, Record
+from collector.records import RECORD_TYPES, DataGap, Record, columns_of
 from collector.store import db, status
 from collector.store.spool import Spool, SpoolCorrupt, SpoolFull
 
@@ -68,6 +69,24 @@ class _Table:
     create_stage: sql.Composed | None = None
     copy: sql.Composed | None = None
     merge: sql.Composed | None = None
+    project: Callable[[tuple], tuple] | None = None  # record tuple -> row (drops currency per currency)
+
+
+# A batch grouped by target: (record type, currency for a per-currency type else None) -> rows
+Groups = dict[tuple[type[Record], str | None], list[Record]]
+
+
+def group(records: Iterable[Record]) -> Groups:
+    groups: Groups = defaultdict(list)
+    for r in records:
+        rtype = type(r)
+        groups[(rtype, r.currency if rtype.__per_currency__ else None)].append(r)  # type: ignore[attr-defined]
+    return groups
+
+
+def _table_name(key: tuple[type[Record], str | None]) -> str:
+    rtype, cur = key
+    return rtype.__table__ if cur is None else f"{cur.lower()}_{rtype.__table__}"
 
 
 class BatchStore:
@@ -79,7 +98,7 @@ class BatchStore:
         self.spool = spool
         self.stats = WriteStats()
         self._conn: psycopg.Connection | None = None
-        self._tables: dict[type[Record], _Table] = {}
+        self._tables: dict[str, _Table] = {}
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._retry_delay = retry_initial_s
@@ -126,26 +145,40 @@ class BatchStore:
             self._down_logged = True
 
     def _prepare(self, conn: psycopg.Connection) -> None:
-        """Create the per-connection staging tables; learn the column types for binary COPY."""
+        """Check the shared tables and create their staging tables (per connection); the
+        per-currency tables are prepared on first use."""
+        self._tables.clear()
         for rtype in RECORD_TYPES:
-            name = rtype.__table__
-            cols = rtype.__struct_fields__
-            found = dict(conn.execute(
-                "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
-                "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped", (name,)).fetchall())
-            missing = [c for c in cols if c not in found]
-            if missing:
-                raise SchemaMismatch(f"table {name} lacks columns {missing} (or does not exist): run `collector db migrate`")
-            stage = sql.Identifier(f"_stage_{name}")
-            target = sql.Identifier(name)
-            collist = sql.SQL(", ").join(map(sql.Identifier, cols))
-            t = _Table(name, cols, [found[c] for c in cols])
-            t.create_stage = sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(stage, target)
-            t.copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, collist)
-            t.merge = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(target, collist, collist, stage)
-            conn.execute(t.create_stage)
-            self._tables[rtype] = t
+            if not rtype.__per_currency__:
+                self._prepare_table(conn, rtype, rtype.__table__)
+
+    def _prepare_table(self, conn: psycopg.Connection, rtype: type[Record], name: str) -> _Table:
+        """Learn the column types for binary COPY; create the temporary staging table (outside any
+        transaction, so that a rolled-back batch never takes it away)."""
+        cols = columns_of(rtype)
+        found = dict(conn.execute(
+            "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped", (name,)).fetchall())
+        missing = [c for c in cols if c not in found]
+        if missing:
+            hint = (f" (COLLECTOR_CURRENCIES must include {name.split('_', 1)[0].upper()})"
+                    if rtype.__per_currency__ else "")
+            raise SchemaMismatch(f"table {name} lacks columns {missing} (or does not exist): "
+                                 f"run `collector db migrate`{hint}")
+        stage = sql.Identifier(f"_stage_{name}")
+        target = sql.Identifier(name)
+        collist = sql.SQL(", ").join(map(sql.Identifier, cols))
+        t = _Table(name, cols, [found[c] for c in cols])
+        t.create_stage = sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(stage, target)
+        t.copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, collist)
+        t.merge = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(target, collist, collist, stage)
+        if rtype.__per_currency__:
+            fields = rtype.__struct_fields__
+            t.project = operator.itemgetter(*[fields.index(c) for c in cols])
+        conn.execute(t.create_stage)
+        self._tables[name] = t
+        return t
 
     def close(self) -> None:
         if self._conn is not None:
@@ -163,9 +196,7 @@ class BatchStore:
             return self._write(records)
 
     def _write(self, records: Iterable[Record]) -> WriteResult:
-        groups: dict[type[Record], list[Record]] = defaultdict(list)
-        for r in records:
-            groups[type(r)].append(r)
+        groups = group(records)
         if not groups:
             self.replay(self._replay_per_write)
             return WriteResult()
@@ -185,17 +216,25 @@ class BatchStore:
             return self._isolate(groups, err)
         return self._count(inserted, staged)
 
-    def _commit(self, conn: psycopg.Connection, groups: dict[type[Record], list[Record]]) -> tuple[int, int]:
+    def _commit(self, conn: psycopg.Connection, groups: Groups) -> tuple[int, int]:
         inserted = staged = 0
+        tables = []
+        for key in groups:
+            name = _table_name(key)
+            tables.append(self._tables.get(name) or self._prepare_table(conn, key[0], name))
         with conn.transaction():
             with conn.cursor() as cur:
-                for rtype, rows in groups.items():
-                    t = self._tables[rtype]
+                for t, rows in zip(tables, groups.values()):
                     with cur.copy(t.copy) as copy:
                         copy.set_types(t.pg_types)
                         write_row = copy.write_row
-                        for r in rows:
-                            write_row(_astuple(r))
+                        project = t.project
+                        if project is None:
+                            for r in rows:
+                                write_row(_astuple(r))
+                        else:
+                            for r in rows:
+                                write_row(project(_astuple(r)))
                     cur.execute(t.merge)
                     inserted += cur.rowcount
                     staged += len(rows)
@@ -207,10 +246,10 @@ class BatchStore:
         self.stats.last_write_at = datetime.now(timezone.utc)
         return WriteResult(inserted=inserted, duplicates=staged - inserted, rejected=rejected)
 
-    def _to_spool(self, groups: dict[type[Record], list[Record]]) -> WriteResult:
+    def _to_spool(self, groups: Groups) -> WriteResult:
         n = 0
         overflow: list[Record] = []
-        for rtype, rows in groups.items():
+        for (rtype, _cur), rows in groups.items():
             try:
                 self.spool.append(rtype.__table__, rows)
                 n += len(rows)
@@ -219,33 +258,36 @@ class BatchStore:
         self.stats.spooled += n
         return WriteResult(spooled=n, overflow=tuple(overflow))
 
-    def _isolate(self, groups: dict[type[Record], list[Record]], err: psycopg.Error) -> WriteResult:
+    def _isolate(self, groups: Groups, err: psycopg.Error) -> WriteResult:
         """The batch failed because of its data: write what is good, keep the bad rows aside."""
         log.error("batch_rejected_by_database", extra={"error": str(err).strip()[:300], "action": "isolating bad rows"})
         inserted = staged = rejected = 0
-        pending = [(rtype, rows) for rtype, rows in groups.items()]
+        pending = [(key, rows) for key, rows in groups.items()]
         while pending:
-            rtype, rows = pending.pop()
+            key, rows = pending.pop()
             conn = self._connection()
             if conn is None:  # the database went away while isolating: keep the rest safe
-                res = self._to_spool({rtype: rows, **{t: r for t, r in pending}})
+                rest: Groups = defaultdict(list)
+                for k, r in [(key, rows), *pending]:
+                    rest[k].extend(r)
+                res = self._to_spool(rest)
                 self.stats.rejected += rejected
                 done = self._count(inserted, staged, rejected)
                 return WriteResult(done.inserted, done.duplicates, res.spooled, rejected, res.overflow)
             try:
-                i, s = self._commit(conn, {rtype: rows})
+                i, s = self._commit(conn, {key: rows})
                 inserted += i
                 staged += s
             except psycopg.Error as e:
                 if db.is_connection_error(e) or conn.closed:
                     self._mark_down(e)
-                    pending.append((rtype, rows))
+                    pending.append((key, rows))
                 elif len(rows) == 1:
-                    self._reject(rtype, rows, e)
+                    self._reject(key[0], rows, e)
                     rejected += 1
                 else:
                     mid = len(rows) // 2
-                    pending.extend([(rtype, rows[:mid]), (rtype, rows[mid:])])
+                    pending.extend([(key, rows[:mid]), (key, rows[mid:])])
         self.stats.rejected += rejected
         return self._count(inserted, staged, rejected)
 
@@ -301,19 +343,19 @@ class BatchStore:
             except SpoolCorrupt:
                 self.stats.errors += 1
                 continue
-            rtype = type(rows[0]) if rows else None
-            if rtype is None:
+            if not rows:
                 self.spool.remove(seg)
                 continue
+            groups = group(rows)
             try:
-                inserted, staged = self._commit(conn, {rtype: rows})
+                inserted, staged = self._commit(conn, groups)
                 self._count(inserted, staged)
             except psycopg.Error as err:
                 if db.is_connection_error(err) or conn.closed:
                     self._mark_down(err)
                     break
                 self.stats.errors += 1
-                self._isolate({rtype: rows}, err)
+                self._isolate(groups, err)
             self.spool.remove(seg)
             self.stats.replayed += len(rows)
             done += len(rows)

@@ -270,7 +270,7 @@ ROW = "INSERT INTO index_prices (timestamp, index_name, price) VALUES (now(), 'b
     ("SELECT count(*) FROM eth_option_quotes", "collector_writer", True),
     ("INSERT INTO collector_status (job, timestamp, state) VALUES ('t', now(), 'running') "
      "ON CONFLICT (job) DO UPDATE SET state = EXCLUDED.state", "collector_writer", True),
-    ("CREATE TEMP TABLE stage (LIKE option_quotes INCLUDING DEFAULTS)", "collector_writer", True),
+    ("CREATE TEMP TABLE stage (LIKE btc_option_quotes INCLUDING DEFAULTS)", "collector_writer", True),
     ("SELECT time_bucket('1 hour', now())", "collector_writer", True),
     ("CREATE TABLE evil (x int)", "collector_writer", False),
     ("DELETE FROM index_prices", "collector_writer", False),
@@ -278,7 +278,7 @@ ROW = "INSERT INTO index_prices (timestamp, index_name, price) VALUES (now(), 'b
     ("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'x', 'x')", "collector_writer", False),
     ("DROP TABLE index_prices", "collector_writer", False),
     ("SELECT count(*) FROM btc_option_trades", "collector_reader", True),
-    ("SELECT count(*) FROM option_quotes_1h", "collector_reader", True),
+    ("SELECT count(*) FROM btc_option_quotes_1h", "collector_reader", True),
     (ROW, "collector_reader", False),
     ("CREATE TABLE evil (x int)", "collector_reader", False),
 ])

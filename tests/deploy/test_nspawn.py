@@ -1,15 +1,18 @@
 """The whole deployment under a REAL systemd: the playbook, run inside a systemd-nspawn container.
 
 `bin/container-test` prepares (once, cached outside the clone) a Debian bookworm root with systemd and
-the Debian PostgreSQL package, and runs this module (marker `container`; skipped elsewhere). Here:
+the Debian PostgreSQL package and a .deb of the vendored TimescaleDB (`bin/timescaledb --deb`), and runs
+this module (marker `container`; skipped elsewhere). Here:
 
 * a throwaway copy of that root is booted with `systemd-nspawn --boot` (it shares the host's network);
   the simulator runs on the host's 127.0.0.1 and the services inside reach it there;
 * ansible-core is installed inside from wheels downloaded on the host (`--no-index`), and the project's
   wheels are built on the host; then `ansible-playbook -c local ansible/deploy.yml` runs inside with
-  service management ON: the collector_db role configures the container's PostgreSQL (restart and
-  reload through systemd, peer authentication for the OS user `collector`), the collector role installs
-  the venv, collector.env pointing at the simulator, the units, migrates and enables/starts them;
+  service management ON: the collector_db role installs TimescaleDB from the local .deb
+  (`collector_db_timescaledb_deb`: no repository), preloads it and configures the container's PostgreSQL
+  (restart and reload through systemd, peer authentication for the OS user `collector`), the collector
+  role installs the venv, collector.env pointing at the simulator, the units, migrates (the time-series
+  tables become hypertables: the restart came first) and enables/starts them;
 * then: ws-collector@BTC/@ETH are active and write; the every-minute rest-collector.timer fires by
   itself and its job writes candles; depth/greeks/funding (5 min/hourly/8 h timers) are started once by
   hand and write; the monitor passes; a SIGSTOP'd collector is killed by the watchdog and restarted
@@ -47,6 +50,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 COLLECTOR = str(BIN / "collector")
 CACHED_ROOT = os.environ.get("COLLECTOR_NSPAWN_ROOT", "")
+TIMESCALEDB_DEB = os.environ.get("COLLECTOR_NSPAWN_TIMESCALEDB_DEB", "")
 NSPAWN = shutil.which("systemd-nspawn")
 NSENTER = shutil.which("nsenter")
 CURRENCIES = ["BTC", "ETH"]
@@ -55,6 +59,10 @@ TIMERS = ["rest-collector.timer", "depth.timer", "greeks.timer", "funding.timer"
 ONESHOTS = ["rest-collector.service", "depth.service", "greeks.service", "funding.service",
             "collector-monitor.service"]
 PATH_IN = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# what migrate must have made hypertables of (with 0004's per-currency tables)
+HYPERTABLES = ["index_prices", "perpetuals_ohlcv", "futures_ohlcv", "options_ohlcv", "options_greeks", "funding_rates",
+               "perpetuals_orderbook_depth",
+               *(f"{cur.lower()}_option_{kind}" for cur in CURRENCIES for kind in ("quotes", "trades", "orderbook_depth"))]
 
 
 def _skip_reason() -> str | None:
@@ -66,6 +74,8 @@ def _skip_reason() -> str | None:
         return "systemd-nspawn/nsenter missing (apt-get install systemd-container util-linux)"
     if not Path(CACHED_ROOT, ".collector-ready").exists():
         return f"{CACHED_ROOT} is not a prepared container root (bin/container-test --prepare)"
+    if not TIMESCALEDB_DEB or not Path(TIMESCALEDB_DEB).is_file():
+        return f"no TimescaleDB .deb ({TIMESCALEDB_DEB!r}): bin/container-test makes it (bin/timescaledb --deb)"
     return None
 
 
@@ -241,6 +251,8 @@ def env():
         deploy.mkdir()
         shutil.copytree(wheels, deploy / "wheels")
         shutil.copytree(base / "ansible-wheels", deploy / "ansible-wheels")
+        # the .deb is on the controller, i.e. inside: ansible runs there with -c local
+        shutil.copy2(TIMESCALEDB_DEB, deploy / Path(TIMESCALEDB_DEB).name)
         # the playbook as the repository has it: ansible/ and systemd/ side by side
         shutil.copytree(REPO / "ansible", deploy / "src/ansible")
         shutil.copytree(REPO / "systemd", deploy / "src/systemd")
@@ -262,8 +274,9 @@ def env():
 
         variables = {
             "ansible_python_interpreter": "/usr/bin/python3",
-            # Timescale's apt repository is not reachable here: plain PostgreSQL
-            "collector_db_timescaledb": False,
+            # Timescale's apt repository is not reachable here: TimescaleDB from the local .deb
+            "collector_db_timescaledb": True,
+            "collector_db_timescaledb_deb": f"/deploy/{Path(TIMESCALEDB_DEB).name}",
             # the container sees the host's memory; keep PostgreSQL's buffers small
             "collector_db_memory_mb": 1024, "collector_db_cpus": 2,
             "collector_wheel_dir": "/deploy/wheels", "collector_pip_offline": True,
@@ -338,6 +351,27 @@ def test_postgresql_runs_under_systemd_with_the_roles_settings(deployed):
     who = box.sh("runuser", "-u", "collector", "--", "psql", "-X", "-qAt", "-d", "collector", "-U", "collector_writer",
                  "-c", "SELECT current_user").stdout.strip()
     assert who == "collector_writer"
+
+
+def test_timescaledb_from_the_local_deb_preloaded_and_hypertables(deployed):
+    """The role's offline path: the .deb installed (no repository), preloaded, restarted before migrate."""
+    box = deployed["box"]
+    pkg = box.sh("dpkg-query", "-W", "-f", "${Status} ${Version}", "timescaledb-2-postgresql-15").stdout
+    assert pkg.startswith("install ok installed ") and pkg.endswith("~collector1"), pkg
+    for path in ("/etc/apt/sources.list.d/timescaledb.sources", "/etc/apt/keyrings/timescaledb.asc"):
+        assert not (box.root / path.lstrip("/")).exists(), f"{path}: the local .deb path adds no repository"
+    preload = box.psql("SHOW shared_preload_libraries")
+    assert "timescaledb" in preload.split(","), preload
+    # restarted, not only reloaded: nothing is waiting for a restart
+    pending = box.psql("SELECT string_agg(name, ',') FROM pg_settings WHERE pending_restart")
+    assert pending == "", pending
+    version = box.psql("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+    assert version == pkg.split()[-1].split("~")[0], (version, pkg)
+    hypertables = set(box.psql("SELECT hypertable_name FROM timescaledb_information.hypertables "
+                               "WHERE hypertable_schema = 'public'").split())
+    log(f"timescaledb {version}; hypertables: {sorted(hypertables)}")
+    missing = sorted(set(HYPERTABLES) - hypertables)
+    assert not missing, f"not hypertables: {missing}; hypertables: {sorted(hypertables)}"
 
 
 def test_ws_collectors_are_active_and_writing(deployed):

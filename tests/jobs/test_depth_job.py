@@ -33,7 +33,8 @@ def test_perpetuals_and_every_option_land(rest_sim, dsn, conn, tmp_path, bucket)
         options = sorted(i["name"] for i in live(sim, "option") if i["cur"] == cur.upper())
         got = [r[0] for r in conn.execute(f"SELECT instrument FROM {cur}_option_orderbook_depth ORDER BY 1")]
         assert got == options
-    assert conn.execute("SELECT max(cardinality(bid_prices)) FROM option_orderbook_depth").fetchone()[0] <= 5
+    assert conn.execute("SELECT max(cardinality(bid_prices)) FROM (SELECT bid_prices FROM btc_option_orderbook_depth "
+                        "UNION ALL SELECT bid_prices FROM eth_option_orderbook_depth) d").fetchone()[0] <= 5
 
 
 def test_only_the_top_n_options_by_open_interest(rest_sim, dsn, conn, tmp_path, bucket):
@@ -43,10 +44,10 @@ def test_only_the_top_n_options_by_open_interest(rest_sim, dsn, conn, tmp_path, 
     assert out.exit_code == EXIT_OK, out.failures
     for cur in ("BTC", "ETH"):
         chain = sorted((i for i in live(sim, "option") if i["cur"] == cur), key=lambda i: (-i["oi"], i["name"]))
-        got = [r[0] for r in conn.execute("SELECT instrument FROM option_orderbook_depth WHERE currency = %s "
-                                          "ORDER BY 1", (cur,))]
+        got = [r[0] for r in conn.execute(f"SELECT instrument FROM {cur.lower()}_option_orderbook_depth ORDER BY 1")]
         assert got == sorted(i["name"] for i in chain[:3])
-    assert conn.execute("SELECT min(depth), max(depth) FROM option_orderbook_depth").fetchone() == (20, 20)
+    assert conn.execute("SELECT min(depth), max(depth) FROM (SELECT depth FROM btc_option_orderbook_depth "
+                        "UNION ALL SELECT depth FROM eth_option_orderbook_depth) d").fetchone() == (20, 20)
 
 
 def test_an_option_expired_between_listing_and_fetch_is_skipped_quietly(rest_sim, dsn, conn, tmp_path, bucket):
@@ -57,4 +58,4 @@ def test_an_option_expired_between_listing_and_fetch_is_skipped_quietly(rest_sim
     with RestPass(settings_for(sim, dsn, tmp_path / "spool"), "depth", bucket=bucket) as p:
         p.run([Task(n, depth._snapshot(p, n, 20, option=True)) for n in names])
     assert p.outcome.exit_code == EXIT_OK and p.outcome.skipped == [names[0]]
-    assert [r[0] for r in conn.execute("SELECT instrument FROM option_orderbook_depth")] == [names[1]]
+    assert [r[0] for r in conn.execute("SELECT instrument FROM btc_option_orderbook_depth")] == [names[1]]

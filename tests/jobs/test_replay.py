@@ -19,8 +19,8 @@ from tests.pgtools import create_database, drop_database, dsn_of
 
 COLLECTOR = str(Path(sys.executable).parent / "collector")
 TABLES = {
-    "option_quotes": "instrument, timestamp",
-    "option_trades": "instrument, trade_seq",
+    "btc_option_quotes": "instrument, timestamp",
+    "btc_option_trades": "instrument, trade_seq",
     "index_prices": "index_name, timestamp",
     "perpetuals_orderbook_depth": "instrument, timestamp",
 }
@@ -40,7 +40,7 @@ def test_replaying_the_archive_of_a_live_run_gives_the_same_rows(pg, migrated_te
     try:
         wait_until(lambda: job.job._ready, 30, what="READY")
         control(sim, "clock", {"speed": 1})
-        wait_until(lambda: rows(dsn, "SELECT count(*) FROM option_trades")[0][0] > 100, 30, what="trades")
+        wait_until(lambda: rows(dsn, "SELECT count(*) FROM btc_option_trades")[0][0] > 100, 30, what="trades")
         control(sim, "clock", {"speed": 0})
         job.job.session.stop()            # no more frames: what was archived is what was stored
         wait_until(lambda: not job.job.session.connected, 10)
@@ -115,8 +115,8 @@ def test_malformed_and_unexpected_messages_are_counted_logged_once_never_fatal(d
     assert report["control_frames"] == 2
     assert report["not_understood"] == 9
     assert report["inserted"] == 2 + 1 + 1
-    assert rows(dsn, "SELECT best_bid_price FROM option_quotes ORDER BY timestamp") == [(0.05,), (0.051,)]
-    assert rows(dsn, "SELECT trade_seq, iv FROM option_trades") == [(7, 55.0)]
+    assert rows(dsn, "SELECT best_bid_price FROM btc_option_quotes ORDER BY timestamp") == [(0.05,), (0.051,)]
+    assert rows(dsn, "SELECT trade_seq, iv FROM btc_option_trades") == [(7, 55.0)]
     assert rows(dsn, "SELECT bid_prices, ask_amounts FROM perpetuals_orderbook_depth") == [([99990.0], [20.0])]
     logged = [r for r in caplog.records if r.getMessage() == "bad_message"]
     reasons = [r.reason for r in logged]

@@ -22,7 +22,7 @@ def test_run_all_streams_and_passes_then_stops_cleanly_on_a_signal(dsn, tmp_path
     env = process_env(sim, dsn, tmp_path / "spool")
     p = subprocess.Popen([COLLECTOR, "run-all"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: rows(dsn, "SELECT count(*) FROM option_quotes")[0][0] > 0, 30, what="quotes")
+        wait_until(lambda: rows(dsn, "SELECT count(*) FROM btc_option_quotes")[0][0] > 0, 30, what="quotes")
         wait_until(lambda: rows(dsn, "SELECT count(*) FROM funding_rates")[0][0] > 0, 30, what="the funding pass")
         wait_until(lambda: rows(dsn, "SELECT count(*) FROM options_ohlcv")[0][0] > 0, 30, what="the rest pass")
         t = time.monotonic()

@@ -11,16 +11,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from pytest_postgresql import factories
 
 from collector.deribit import protocol
 
 from tests.jobs.wsrun import (
     JobThread, control, db_option_trades, rest, rows, settings_for, sim_option_trades, start_sim, wait_until,
 )
-from tests.pgtools import PG_CTL, migrated_database
+from tests.pgtools import engine_server, migrated_database, server_pair
 
-pg_ws = factories.postgresql_proc(executable=PG_CTL, host="127.0.0.1", port=None)
+pg_ws_plain, pg_ws_tsdb = server_pair()
+pg_ws = engine_server("pg_ws_plain", "pg_ws_tsdb")
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_a_run_with_every_fault_records_exactly_the_truth(pg_ws, ws_dsn, tmp_pat
         options = sorted(n for n in job.job.followed)
         assert len(options) > 20
         victim = options[len(options) // 2]
-        wait_until(lambda: rows(ws_dsn, "SELECT count(*) FROM option_trades")[0][0] > 50, 30, what="trades")
+        wait_until(lambda: rows(ws_dsn, "SELECT count(*) FROM btc_option_trades")[0][0] > 50, 30, what="trades")
 
         control(sim, "fault", {"kind": "skip_book_change", "instrument": "BTC-PERPETUAL"})
         control(sim, "fault", {"kind": "skip_trades", "instrument": victim, "count": 50})
@@ -71,7 +71,7 @@ def test_a_run_with_every_fault_records_exactly_the_truth(pg_ws, ws_dsn, tmp_pat
         wait_until(lambda: rows(ws_dsn, "SELECT count(*) FROM data_gaps WHERE cause = 'trade_seq_jump' "
                                         "AND instrument = %s AND backfilled_at IS NOT NULL", victim)[0][0] >= 1,
                    60, what="the victim's gap to be backfilled")
-        wait_until(lambda: rows(ws_dsn, "SELECT count(DISTINCT instrument) FROM option_quotes "
+        wait_until(lambda: rows(ws_dsn, "SELECT count(DISTINCT instrument) FROM btc_option_quotes "
                                         "WHERE instrument = ANY(%s)", sorted(listed))[0][0] > 0,
                    30, what="quotes of a newly listed option")
 
@@ -94,7 +94,7 @@ def test_a_run_with_every_fault_records_exactly_the_truth(pg_ws, ws_dsn, tmp_pat
         assert not missing and not extra, (
             f"missing {len(missing)} (e.g. {sorted(missing)[:5]}), extra {len(extra)}; victim {victim}; gaps: "
             + repr(rows(ws_dsn, "SELECT instrument, cause, from_seq, to_seq, details FROM data_gaps")))
-        ids = rows(ws_dsn, "SELECT count(*), count(DISTINCT trade_id) FROM option_trades")[0]
+        ids = rows(ws_dsn, "SELECT count(*), count(DISTINCT trade_id) FROM btc_option_trades")[0]
         assert ids[0] == ids[1]
 
         gaps = rows(ws_dsn, "SELECT relation, instrument, cause, recoverable, backfilled_at IS NOT NULL, "

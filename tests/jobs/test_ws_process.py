@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from pytest_postgresql import factories
 
 from collector.systemd import Notifier
 
@@ -21,10 +20,11 @@ from tests.jobs.wsrun import (
     FAST, JobThread, control, db_option_trades, process_env as _env, rows, settings_for, sim_option_trades,
     start_sim, wait_until,
 )
-from tests.pgtools import PG_CTL, migrated_database
+from tests.pgtools import engine_server, migrated_database, server_pair
 
 COLLECTOR = str(Path(sys.executable).parent / "collector")
-pg_kill = factories.postgresql_proc(executable=PG_CTL, host="127.0.0.1", port=None)
+pg_kill_plain, pg_kill_tsdb = server_pair()
+pg_kill = engine_server("pg_kill_plain", "pg_kill_tsdb")
 
 
 class NotifySocket:
@@ -141,8 +141,8 @@ def test_sigterm_mid_stream_exits_0_with_everything_stored(dsn, tmp_path):
         done = _stopped_line(err)
         assert done["trades"] > 0 and done["quotes"] > 0
         # everything it received is in the database: nothing left in memory, nothing in the spool
-        assert rows(dsn, "SELECT count(*) FROM option_trades")[0][0] == done["trades"] + done["backfilled_trades"]
-        assert rows(dsn, "SELECT count(*) FROM option_quotes")[0][0] == done["quotes"]
+        assert rows(dsn, "SELECT count(*) FROM btc_option_trades")[0][0] == done["trades"] + done["backfilled_trades"]
+        assert rows(dsn, "SELECT count(*) FROM btc_option_quotes")[0][0] == done["quotes"]
         assert not list(spool.rglob("*.spool"))
         assert rows(dsn, "SELECT state FROM collector_status WHERE job = 'ws:BTC'") == [("stopped",)]
     finally:

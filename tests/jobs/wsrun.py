@@ -116,7 +116,7 @@ def sim_option_trades(sim: SimThread, currency: str = "BTC") -> set[tuple[str, i
 
 
 def db_option_trades(dsn: str, currency: str = "BTC") -> list[tuple[str, int]]:
-    return [tuple(r) for r in rows(dsn, "SELECT instrument, trade_seq FROM option_trades WHERE currency = %s", currency)]
+    return [tuple(r) for r in rows(dsn, f"SELECT instrument, trade_seq FROM {currency.lower()}_option_trades")]
 
 
 def process_env(sim, dsn: str, spool: Path, notify: str | None = None) -> dict:

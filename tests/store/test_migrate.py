@@ -1,9 +1,11 @@
-"""Migrations on an empty PostgreSQL: every relation, idempotence, checksums, the user's queries."""
+"""Migrations on an empty database (both engines): every relation, idempotence, checksums, the user's
+own statements from their plan, run verbatim."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,8 +16,63 @@ USER_RELATIONS = [
     "index_prices", "perpetuals_ohlcv", "futures_ohlcv", "options_ohlcv", "options_greeks", "funding_rates",
     "perpetuals_orderbook_depth", "eth_option_quotes", "btc_option_quotes", "eth_option_trades",
     "btc_option_trades", "eth_option_orderbook_depth", "btc_option_orderbook_depth", "data_gaps",
-    "collector_status", "option_quotes_1h", "eth_option_quotes_1h",
+    "collector_status", "eth_option_quotes_1h", "btc_option_quotes_1h",
 ]
+
+# The plan's Step 2: "Verify schemas exist" -- every table it expects must be a table (pg_tables)
+PLAN_STEP2_QUERY = """
+SELECT schemaname, tablename
+FROM pg_tables
+WHERE schemaname = 'public'
+ORDER BY tablename;
+"""
+PLAN_STEP2_TABLES = {
+    "eth_option_quotes", "eth_option_trades", "eth_option_orderbook_depth", "btc_option_quotes",
+    "btc_option_trades", "btc_option_orderbook_depth", "perpetuals_ohlcv", "futures_ohlcv", "options_ohlcv",
+    "options_greeks", "funding_rates", "index_prices", "data_gaps", "collector_status",
+}
+
+# The plan's "Check All Tables Have Data", verbatim
+PLAN_FRESHNESS_QUERY = """
+-- Run this after 10 minutes of collection
+SELECT
+  'eth_option_quotes' as table_name,
+  COUNT(*) as rows,
+  MAX(timestamp) as latest,
+  NOW() - MAX(timestamp) as age
+FROM eth_option_quotes
+UNION ALL
+SELECT 'btc_option_quotes', COUNT(*), MAX(timestamp), NOW() - MAX(timestamp)
+FROM btc_option_quotes
+UNION ALL
+SELECT 'perpetuals_ohlcv', COUNT(*), MAX(timestamp), NOW() - MAX(timestamp)
+FROM perpetuals_ohlcv
+UNION ALL
+SELECT 'futures_ohlcv', COUNT(*), MAX(timestamp), NOW() - MAX(timestamp)
+FROM futures_ohlcv
+UNION ALL
+SELECT 'options_ohlcv', COUNT(*), MAX(timestamp), NOW() - MAX(timestamp)
+FROM options_ohlcv
+UNION ALL
+SELECT 'options_greeks', COUNT(*), MAX(timestamp), NOW() - MAX(timestamp)
+FROM options_greeks
+UNION ALL
+SELECT 'funding_rates', COUNT(*), MAX(timestamp), NOW() - MAX(timestamp)
+FROM funding_rates
+ORDER BY age DESC;
+"""
+
+# The plan's "Check Data Quality", verbatim
+PLAN_QUALITY_QUERY = """
+-- Check for instruments per currency
+SELECT
+  SUBSTRING(instrument FROM 1 FOR 3) as currency,
+  COUNT(DISTINCT instrument) as num_instruments,
+  MIN(timestamp) as first_data,
+  MAX(timestamp) as latest_data
+FROM eth_option_quotes
+GROUP BY currency;
+"""
 
 USER_CHECK_QUERY = """
 SELECT 'eth_option_quotes', COUNT(*), MAX(timestamp), NOW() - MAX(timestamp) FROM eth_option_quotes
@@ -49,7 +106,7 @@ def test_fresh_database_gets_every_relation_and_second_run_is_noop(empty_dsn):
             assert conn.execute("SELECT to_regclass(%s)", (rel,)).fetchone()[0] is not None, rel
             cols = {r[0] for r in conn.execute(
                 "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0", (rel,))}
-            if rel not in ("option_quotes_1h", "eth_option_quotes_1h"):
+            if not rel.endswith("_1h"):
                 assert {"timestamp"} <= cols and ({"instrument"} <= cols or rel == "index_prices"), rel
         recorded = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
     assert recorded == len(applied)
@@ -65,13 +122,14 @@ def test_user_queries_run_as_written(empty_dsn):
         assert [r[0] for r in rows][:2] == ["eth_option_quotes", "btc_option_quotes"]
         assert all(r[1] == 0 for r in rows)
         conn.execute("""
-            INSERT INTO option_quotes (timestamp, instrument, currency, best_bid_price, best_bid_amount, best_ask_price, best_ask_amount)
-            VALUES ('2026-11-25 10:05Z', 'ETH-27DEC26-3000-C', 'ETH', 0.10, 5, 0.11, 5),
-                   ('2026-11-25 10:20Z', 'ETH-27DEC26-3000-C', 'ETH', 0.14, 5, 0.15, 5),
-                   ('2026-11-25 10:40Z', 'ETH-27DEC26-3000-C', 'ETH', 0.08, 5, 0.09, 5),
-                   ('2026-11-25 10:55Z', 'ETH-27DEC26-3000-C', 'ETH', 0.12, 5, 0.13, 5),
-                   ('2026-11-25 11:01Z', 'ETH-27DEC26-3000-C', 'ETH', NULL, 0, 0.13, 5),
-                   ('2026-11-25 10:30Z', 'BTC-27DEC26-90000-C', 'BTC', 0.5, 1, 0.6, 1)""")
+            INSERT INTO eth_option_quotes (timestamp, instrument, best_bid_price, best_bid_amount, best_ask_price, best_ask_amount)
+            VALUES ('2026-11-25 10:05Z', 'ETH-27DEC26-3000-C', 0.10, 5, 0.11, 5),
+                   ('2026-11-25 10:20Z', 'ETH-27DEC26-3000-C', 0.14, 5, 0.15, 5),
+                   ('2026-11-25 10:40Z', 'ETH-27DEC26-3000-C', 0.08, 5, 0.09, 5),
+                   ('2026-11-25 10:55Z', 'ETH-27DEC26-3000-C', 0.12, 5, 0.13, 5),
+                   ('2026-11-25 11:01Z', 'ETH-27DEC26-3000-C', NULL, 0, 0.13, 5)""")
+        conn.execute("INSERT INTO btc_option_quotes (timestamp, instrument, best_bid_price, best_bid_amount, "
+                     "best_ask_price, best_ask_amount) VALUES ('2026-11-25 10:30Z', 'BTC-27DEC26-90000-C', 0.5, 1, 0.6, 1)")
         rollup = conn.execute(USER_ROLLUP_QUERY).fetchall()
         assert len(rollup) == 2
         hour, inst, o, h, lo, c = rollup[0]
@@ -84,17 +142,38 @@ def test_user_queries_run_as_written(empty_dsn):
         assert hourly == (0.10, 0.14, 0.08, 0.12, 4)
         counts = {r[0]: r[1] for r in conn.execute(USER_CHECK_QUERY)}
         assert counts["eth_option_quotes"] == 5 and counts["btc_option_quotes"] == 1
+        fresh = conn.execute(PLAN_FRESHNESS_QUERY).fetchall()
+        assert {r[0]: r[1] for r in fresh} == {"eth_option_quotes": 5, "btc_option_quotes": 1, "perpetuals_ohlcv": 0,
+                                              "futures_ohlcv": 0, "options_ohlcv": 0, "options_greeks": 0,
+                                              "funding_rates": 0}
+        quality = conn.execute(PLAN_QUALITY_QUERY).fetchall()
+        assert [(cur, n) for cur, n, _first, _last in quality] == [("ETH", 1)]
+        assert quality[0][2].isoformat() == "2026-11-25T10:05:00+00:00"
+
+
+def test_the_plans_step2_lists_every_table_it_expects(empty_dsn):
+    _migrate(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        tables = {name for schema, name in conn.execute(PLAN_STEP2_QUERY)}
+    assert PLAN_STEP2_TABLES <= tables, PLAN_STEP2_TABLES - tables
 
 
 def test_new_currency_needs_no_ddl(empty_dsn):
     _migrate(empty_dsn, currencies=("BTC", "ETH", "SOL"))
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO option_trades (timestamp, instrument, currency, trade_seq, trade_id, price, amount, direction) "
-                     "VALUES (now(), 'SOL-27DEC26-200-C', 'SOL', 1, 'SOL-1', 0.01, 10, 'buy')")
+        conn.execute("INSERT INTO sol_option_trades (timestamp, instrument, trade_seq, trade_id, price, amount, direction) "
+                     "VALUES (now(), 'SOL-27DEC26-200-C', 1, 'SOL-1', 0.01, 10, 'buy')")
         assert conn.execute("SELECT count(*) FROM sol_option_trades").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM eth_option_trades").fetchone()[0] == 0
+        kinds = dict(conn.execute("SELECT relname, relkind FROM pg_class WHERE relname LIKE 'sol\\_%' "
+                                  "AND relkind IN ('r', 'v')").fetchall())
+        assert {k: v for k, v in kinds.items() if k != "sol_option_quotes_1h"} == {
+            "sol_option_quotes": "r", "sol_option_trades": "r", "sol_option_orderbook_depth": "r"}
+        assert "sol_option_quotes_1h" in kinds
+        assert conn.execute("SELECT currency FROM collector_currencies ORDER BY 1").fetchall() == [
+            ("BTC",), ("ETH",), ("SOL",)]
         with pytest.raises(psycopg.errors.RaiseException):
-            conn.execute("SELECT collector_ensure_currency('x; drop table option_trades')")
+            conn.execute("SELECT collector_ensure_currency('x; drop table eth_option_trades')")
 
 
 def test_changed_applied_migration_is_refused(empty_dsn, tmp_path):
@@ -150,3 +229,116 @@ def test_status_reports_rows_and_freshness(dsn):
         assert st.rows == 1 and st.rows_exact and 25 < st.age.total_seconds() < 3600
         assert status.relation_status(conn, "eth_option_quotes").rows == 0
         assert status.relation_status(conn, "nope").rows is None
+
+
+# -- from an earlier layout, and a database of another layout ------------------------------------
+
+LAYOUT_0003 = Path(__file__).resolve().parents[1] / "data" / "layout_0003"  # sql/ as landed before 0004
+OLD_QUOTE_COLS = ("timestamp, instrument, best_bid_price, best_bid_amount, best_ask_price, best_ask_amount, mark_price, "
+                  "mark_iv, bid_iv, ask_iv, underlying_price, underlying_index, index_price, open_interest")
+OLD_TRADE_COLS = ("timestamp, instrument, trade_seq, trade_id, price, amount, direction, contracts, tick_direction, "
+                  "index_price, mark_price, iv, liquidation, block_trade_id, combo_id")
+OLD_DEPTH_COLS = ("timestamp, instrument, change_id, depth, bid_prices, bid_amounts, ask_prices, ask_amounts, "
+                  "best_bid_price, best_ask_price, mark_price, index_price")
+
+
+def _fill_old_layout(conn) -> None:
+    t0 = "now() - interval '10 days'"
+    for cur, n in (("BTC", 3000), ("ETH", 2000), ("SOL", 50)):
+        conn.execute(f"""
+            INSERT INTO option_quotes ({OLD_QUOTE_COLS}, currency)
+            SELECT {t0} + i * interval '7 seconds', '{cur}-27DEC26-' || (i % 7) || '-C', 0.01 * (i % 13), i % 5,
+                   CASE WHEN i % 9 = 0 THEN NULL ELSE 0.02 END, 1, 0.015, 55.5 + i % 3, NULL, 60, 90000 + i,
+                   '{cur}-27DEC26', 90001, i * 10, '{cur}'
+            FROM generate_series(1, {n}) i""")
+        conn.execute(f"""
+            INSERT INTO option_trades ({OLD_TRADE_COLS}, currency)
+            SELECT {t0} + i * interval '11 seconds', '{cur}-27DEC26-' || (i % 7) || '-C', i, '{cur}-' || i, 0.01, 1,
+                   CASE WHEN i % 2 = 0 THEN 'buy' ELSE 'sell' END, 1, i % 4, 90000, 0.012, 60, NULL, NULL, NULL, '{cur}'
+            FROM generate_series(1, {n // 2}) i""")
+        conn.execute(f"""
+            INSERT INTO option_orderbook_depth ({OLD_DEPTH_COLS}, currency)
+            SELECT {t0} + i * interval '5 minutes', '{cur}-27DEC26-' || (i % 7) || '-C', i, 2, ARRAY[0.01, 0.009],
+                   ARRAY[1, 2], ARRAY[0.011], ARRAY[3], 0.01, 0.011, 0.0105, 90000, '{cur}'
+            FROM generate_series(1, 40) i""")
+
+
+def _old_rows(conn, table: str, cols: str, cur: str) -> list[tuple]:
+    return conn.execute(f"SELECT {cols} FROM {table} WHERE currency = %s ORDER BY 1, 2", (cur,)).fetchall()
+
+
+def test_the_0003_layout_is_converted_with_every_row_kept(empty_dsn, engine):
+    with psycopg.connect(empty_dsn) as conn:
+        old = migrate.load_migrations(LAYOUT_0003)
+        assert [m.name for m in old] == ["0001_tables.sql", "0002_views_and_compat.sql", "0003_timescaledb.sql"]
+        migrate.migrate(conn, migrations=old, hooks=False)   # as landed: 0003 ran its TimescaleDB set-up itself
+        conn.execute("SELECT collector_ensure_currency('SOL')")  # a currency added the old way: a view
+        _fill_old_layout(conn)
+        if engine == "timescaledb":  # the old tables were hypertables: compress what they hold
+            assert conn.execute("SELECT count(compress_chunk(c)) FROM show_chunks('option_quotes') c").fetchone()[0] >= 1
+        before = {cur: (_old_rows(conn, "option_quotes", OLD_QUOTE_COLS, cur),
+                        _old_rows(conn, "option_trades", OLD_TRADE_COLS, cur),
+                        _old_rows(conn, "option_orderbook_depth", OLD_DEPTH_COLS, cur)) for cur in ("BTC", "ETH", "SOL")}
+    with psycopg.connect(empty_dsn) as conn:  # a new session: time_bucket/first/last on the search_path
+        hourly_before = conn.execute(
+            "SELECT time_bucket('1 hour', timestamp) AS hour, instrument, first(best_bid_price, timestamp), "
+            "max(best_bid_price), min(best_bid_price), last(best_bid_price, timestamp), count(*) "
+            "FROM option_quotes WHERE currency = 'ETH' GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    applied = _migrate(empty_dsn)        # the 0003 applied under its old checksum is accepted
+    assert applied == ["0004_per_currency_tables.sql"]
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        for cur, (quotes, trades, depth) in before.items():
+            p = cur.lower()
+            assert len(quotes) > 0
+            assert conn.execute(f"SELECT {OLD_QUOTE_COLS} FROM {p}_option_quotes ORDER BY 1, 2").fetchall() == quotes
+            assert conn.execute(f"SELECT {OLD_TRADE_COLS} FROM {p}_option_trades ORDER BY 1, 2").fetchall() == trades
+            assert conn.execute(f"SELECT {OLD_DEPTH_COLS} FROM {p}_option_orderbook_depth ORDER BY 1, 2").fetchall() == depth
+        for gone in ("option_quotes", "option_trades", "option_orderbook_depth", "option_quotes_1h"):
+            assert conn.execute("SELECT to_regclass(%s)", (gone,)).fetchone()[0] is None, gone
+        kinds = dict(conn.execute("SELECT relname, relkind FROM pg_class WHERE relname ~ '^(btc|eth|sol)_option_(quotes|trades|orderbook_depth)$'"))
+        assert kinds == {f"{c}_option_{t}": "r" for c in ("btc", "eth", "sol") for t in ("quotes", "trades", "orderbook_depth")}
+        if engine == "timescaledb":
+            hts = {r[0] for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")}
+            assert set(kinds) <= hts
+        hourly = conn.execute("SELECT hour, instrument, bid_open, bid_high, bid_low, bid_close, quotes "
+                              "FROM eth_option_quotes_1h ORDER BY 1, 2").fetchall()
+        assert hourly == hourly_before and len(hourly) > 10
+    assert _migrate(empty_dsn) == []
+
+
+LEGACY_DDL = """
+CREATE TABLE eth_option_quotes (
+    timestamp timestamptz NOT NULL, instrument text NOT NULL, best_bid_price NUMERIC(18,8), best_bid_amount NUMERIC(18,8),
+    best_ask_price NUMERIC(18,8), best_ask_amount NUMERIC(18,8), underlying_price NUMERIC(18,8), mark_price NUMERIC(18,8),
+    delta NUMERIC(8,6), gamma NUMERIC(8,6), theta NUMERIC(8,6), vega NUMERIC(8,6), rho NUMERIC(8,6),
+    implied_volatility NUMERIC(8,4), bid_iv NUMERIC(8,4), ask_iv NUMERIC(8,4), mark_iv NUMERIC(8,4),
+    open_interest NUMERIC(18,8), last_price NUMERIC(18,8), PRIMARY KEY (timestamp, instrument));
+CREATE TABLE data_gaps (gap_id serial PRIMARY KEY, instrument text, start_time timestamptz, end_time timestamptz,
+    duration_sec int, cause text, created_at timestamptz DEFAULT now());
+INSERT INTO eth_option_quotes (timestamp, instrument, best_bid_price) VALUES (now(), 'ETH-27DEC26-3000-C', 0.1);
+"""
+
+
+def test_a_database_of_another_layout_is_refused_and_left_unchanged(empty_dsn):
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute(LEGACY_DDL)
+        before = conn.execute("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1").fetchall()
+    out = subprocess.run([sys.executable, "-m", "collector.cli", "--database-url", empty_dsn, "db", "migrate"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "data_gaps, eth_option_quotes" in lines[0] and "never migrated by the collector" in lines[0]
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        after = conn.execute("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1").fetchall()
+        assert after == before
+        assert conn.execute("SELECT count(*) FROM eth_option_quotes").fetchone()[0] == 1
+
+
+def test_a_foreign_table_named_like_a_new_currency_is_refused(empty_dsn):
+    _migrate(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE sol_option_trades (timestamp timestamptz, trade_id text, instrument text, price numeric)")
+    with pytest.raises(migrate.MigrationError, match="sol_option_trades already exists with another layout.*trade_seq"):
+        _migrate(empty_dsn, currencies=("BTC", "ETH", "SOL"))
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('sol_option_quotes')").fetchone()[0] is None  # nothing half-made

@@ -12,17 +12,17 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from pytest_postgresql import factories
 
 from collector import records as R
 from collector.store.queue import WriteQueue
 from collector.store.spool import Spool
 from collector.store.writer import BatchStore
 
-from tests.pgtools import PG_CTL, migrated_database
+from tests.pgtools import engine_server, migrated_database, server_pair
 
 # a server of these tests' own: they stop and start it
-pg_outage = factories.postgresql_proc(executable=PG_CTL, host="127.0.0.1", port=None)
+pg_outage_plain, pg_outage_tsdb = server_pair()
+pg_outage = engine_server("pg_outage_plain", "pg_outage_tsdb")
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
 N = 100_000
 
@@ -39,7 +39,7 @@ def quote(i: int) -> R.OptionQuote:
 
 def count(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT count(*) FROM option_quotes").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM eth_option_quotes").fetchone()[0]
 
 
 def test_database_stopped_mid_stream_ends_with_exactly_all_rows(pg_outage, outage_dsn, tmp_path):
@@ -73,7 +73,7 @@ def test_database_stopped_mid_stream_ends_with_exactly_all_rows(pg_outage, outag
     while not store.flush_spool() and time.monotonic() < deadline:
         time.sleep(0.2)
     store.close()
-    assert count(outage_dsn) == N
+    assert count(outage_dsn) == N, (store.stats, q.dropped, sorted(p.name for p in (tmp_path / "spool").rglob("*")))
     assert list((tmp_path / "spool").glob("*.spool")) == []
     assert store.stats.spooled > 0 and store.stats.replayed == store.stats.spooled
     assert q.dropped == 0
@@ -116,7 +116,7 @@ def test_process_killed_while_database_down_replays_its_spool_on_next_start(pg_o
     assert not store.spool.segments()
     store.close()
     with psycopg.connect(outage_dsn) as conn:
-        assert conn.execute("SELECT count(*), count(DISTINCT trade_seq) FROM option_trades").fetchone() == (10_000, 10_000)
+        assert conn.execute("SELECT count(*), count(DISTINCT trade_seq) FROM btc_option_trades").fetchone() == (10_000, 10_000)
 
 
 def test_full_queue_and_full_spool_drop_loudly_and_record_the_gap(dsn, tmp_path, caplog):
@@ -138,7 +138,7 @@ def test_full_queue_and_full_spool_drop_loudly_and_record_the_gap(dsn, tmp_path,
     live.write(gaps)
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT relation, cause, recoverable, missing_count, gap_start <= gap_end FROM data_gaps").fetchone()
-    assert row == ("option_quotes", "writer_overflow", False, q.dropped, True)
+    assert row == ("eth_option_quotes", "writer_overflow", False, q.dropped, True)
     live.close()
 
 

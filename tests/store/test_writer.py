@@ -24,7 +24,7 @@ def one_of_each() -> list[R.Record]:
                  91500.0, 91234.5, 300.0),
         R.Funding(T0, "BTC-PERPETUAL", "BTC", 0.00001, 0.00008, 91234.5, 91200.0),
         R.OptionQuote(T0, "ETH-27DEC26-3000-C", "ETH", 0.1, 5.0, None, None, 0.105, 60.0, 58.0, None, 3100.0,
-                      "ETH-27DEC26", 3095.0, 1000.0),
+                      "ETH-27DEC26", 3095.0, 1000.0, 0.52, 0.0012, 3.1, -4.2, 0.8, 0.102, 1234.0, 60.0),
         R.OptionTrade(T0, "ETH-27DEC26-3000-C", "ETH", 42, "ETH-2696055", 0.1, 5.0, "buy", 5.0, 2, 3095.0, 0.105,
                       60.1, None, None, None),
         R.BookDepth(T0, "BTC-PERPETUAL", "BTC", 123456789, 3, [91000.0, 90999.5, 90999.0], [10.0, 20.0, 30.0],
@@ -47,10 +47,10 @@ def test_each_record_type_lands_with_its_values(store, conn):
     res = store.write(recs)
     assert (res.inserted, res.duplicates, res.spooled) == (len(recs), 0, 0)
     for rec in recs:
-        cols = rec.__struct_fields__
-        got = conn.execute(f"SELECT {', '.join(cols)} FROM {rec.__table__}").fetchall()
-        assert got == [tuple(getattr(rec, c) for c in cols)], rec.__table__
-    # the user's per-currency views see their currency only
+        cols = R.columns_of(type(rec))
+        got = conn.execute(f"SELECT {', '.join(cols)} FROM {R.table_of(rec)}").fetchall()
+        assert got == [tuple(getattr(rec, c) for c in cols)], R.table_of(rec)
+    # each currency's rows go to that currency's tables only
     assert conn.execute("SELECT count(*) FROM eth_option_trades").fetchone()[0] == 1
     assert conn.execute("SELECT count(*) FROM btc_option_trades").fetchone()[0] == 0
 
@@ -66,7 +66,7 @@ def test_same_batch_twice_and_overlapping_batches_give_one_copy(store, conn):
     # duplicates inside one batch are absorbed too
     dup = [quotes[0], quotes[0], R.OptionQuote(T0 - timedelta(seconds=1), "X-1", "BTC", None, None, None, None)] * 2
     assert store.write(dup).inserted == 1
-    assert conn.execute("SELECT count(*) FROM option_quotes").fetchone()[0] == 1002
+    assert conn.execute("SELECT count(*) FROM btc_option_quotes").fetchone()[0] == 1002
     assert store.stats.inserted == 1002
 
 
@@ -93,7 +93,7 @@ def test_bad_row_is_isolated_not_the_batch(store, conn, tmp_path):
     bad = R.OptionTrade(T0, "BTC-27DEC26-100000-C", "BTC", 1000, "bad\x00id", 0.01, 1.0, "buy")  # NUL: PostgreSQL refuses it
     res = store.write(good[:50] + [bad] + good[50:])
     assert (res.inserted, res.rejected) == (100, 1)
-    assert conn.execute("SELECT count(*) FROM option_trades").fetchone()[0] == 100
+    assert conn.execute("SELECT count(*) FROM btc_option_trades").fetchone()[0] == 100
     kept = list((tmp_path / "spool" / "rejected").glob("*.spool"))
     assert len(kept) == 1  # the bad row is kept for a human, not dropped
 
