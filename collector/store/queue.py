@@ -154,8 +154,11 @@ class WriteQueue:
         if self._dropped_ranges and self.store.stats.db_up:
             batch.extend(self._take_gaps())
         self._flush_started = time.monotonic()
+        write = asyncio.get_running_loop().run_in_executor(None, self._write, batch)
         try:
-            result = await asyncio.to_thread(self._write, batch)
+            # shielded: cancelling the flusher (at shutdown) must never cancel a write that has not
+            # started in its thread yet -- the batch is out of _pending and would be lost silently
+            result = await asyncio.shield(write)
             self.last_flush_ok = time.monotonic()
             if result.overflow:
                 self._drop(result.overflow)
@@ -190,6 +193,13 @@ class WriteQueue:
         self._closing = True
         self._wake.set()
         deadline = time.monotonic() + timeout_s
+        try:  # a flush in flight (the flusher's) finishes first: its rows are not in _pending
+            await asyncio.wait_for(self._flush_lock.acquire(), timeout=timeout_s)
+            self._flush_lock.release()
+        except TimeoutError:
+            log.error("flush_in_flight_at_close", extra={"timeout_s": timeout_s,
+                                                          "action": "its rows reach the database or the spool "
+                                                                    "when the write returns"})
         while self._pending and time.monotonic() < deadline:
             await self._flush_once()
         if self._pending:  # out of time: the spool is local and fast

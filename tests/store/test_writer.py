@@ -132,3 +132,46 @@ def test_replay_stops_at_its_time_budget_and_the_rest_waits_in_order(dsn, tmp_pa
     assert live.replay() == left                                        # no budget: the rest, in order
     assert conn.execute("SELECT count(*) FROM index_prices").fetchone()[0] == 5
     live.close()
+
+
+def test_close_waits_for_the_flush_in_flight_and_cancelling_the_flusher_loses_nothing(dsn, tmp_path, conn):
+    """A job stops with ``await queue.close()`` then cancels the flusher. A batch the flusher has taken
+    but whose write has not started in its thread yet (a busy executor: a loaded machine) was lost."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from collector.store.queue import WriteQueue
+
+    store = BatchStore(dsn, Spool(tmp_path / "spool", 64 * 1024**2))
+    q = WriteQueue(store, batch_rows=100, max_age_s=0.01)
+    release = threading.Event()
+    rows = [R.OptionQuote(T0 + timedelta(milliseconds=i), "BTC-27DEC26-100000-C", "BTC", 0.01, 1.0, 0.02, 1.0)
+            for i in range(500)]
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        blocker = loop.run_in_executor(None, release.wait)   # the only worker is busy
+        flusher = asyncio.create_task(q.run())
+        try:
+            for r in rows:
+                q.put(r)
+            await asyncio.sleep(0.3)
+            assert len(q) == 0                 # the flusher took the batch; its write waits for a worker
+            closing = asyncio.create_task(q.close(timeout_s=30))
+            await asyncio.sleep(0.3)
+            assert not closing.done()          # close waits for the flush in flight
+            flusher.cancel()
+            await asyncio.sleep(0.1)
+        finally:
+            release.set()                      # (else the executor's shutdown waits for ever)
+        await closing
+        await blocker
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        store.close()
+    assert conn.execute("SELECT count(*) FROM btc_option_quotes").fetchone()[0] == 500
