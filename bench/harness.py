@@ -41,13 +41,62 @@ def mem_mb(pid: int, key: str) -> float:
     return 0.0
 
 
-def throwaway_db(tmp: Path, currencies: list[str], options: str = "") -> tuple[LocalCluster, str]:
-    """A PostgreSQL cluster in ``tmp/pg`` with a migrated database ``bench``; returns (cluster, dsn)."""
-    cluster = LocalCluster(tmp / "pg")
-    cluster.start(options)
+ENGINES = ("plain", "timescaledb")
+
+
+def timescaledb_bindir() -> Path:
+    """The bin/ of a PostgreSQL that carries TimescaleDB (``bin/timescaledb``: built once, cached)."""
+    out = subprocess.run([str(ROOT / "bin" / "timescaledb")], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"bin/timescaledb failed: {out.stderr.strip()[-500:]}")
+    return Path(out.stdout.strip())
+
+
+def cluster_for(directory: Path, engine: str = "plain") -> tuple[LocalCluster, str]:
+    """A (not yet started) cluster of ``engine`` and the extra server options it needs. TimescaleDB's
+    background jobs (compression, aggregate refresh) are left to the benchmark: it pauses them."""
+    cluster = LocalCluster(directory)
+    if engine == "plain":
+        return cluster, ""
+    if engine != "timescaledb":
+        raise ValueError(f"engine {engine!r}: one of {', '.join(ENGINES)}")
+    cluster.bindir = timescaledb_bindir()
+    return cluster, "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
+
+
+def pause_timescaledb_jobs(conn: psycopg.Connection) -> int:
+    """Stop the compression and refresh policies from running during a measurement; returns how many."""
+    if not conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')").fetchone()[0]:
+        return 0
+    return len(conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                            "WHERE proc_name IN ('policy_compression', 'policy_refresh_continuous_aggregate')")
+               .fetchall())
+
+
+def code_env(code: Path | None) -> dict[str, str]:
+    """The environment that makes ``collector`` (its processes, its migrations) come from the source tree
+    ``code`` (e.g. a git worktree of an older commit) instead of this checkout: PYTHONPATH comes before
+    the editable install's finder."""
+    return {**os.environ, "PYTHONPATH": str(code)} if code else dict(os.environ)
+
+
+def throwaway_db(tmp: Path, currencies: list[str], options: str = "", engine: str = "plain",
+                 name: str = "pg", code: Path | None = None) -> tuple[LocalCluster, str]:
+    """A PostgreSQL cluster (``engine``: plain or timescaledb) in ``tmp/name`` with a migrated database
+    ``bench``; returns (cluster, dsn). With TimescaleDB the policies are paused (see above). ``code``:
+    migrate with the migrations of that source tree (see ``code_env``)."""
+    cluster, engine_options = cluster_for(tmp / name, engine)
+    cluster.start(f"{engine_options} {options}")
     dsn = cluster.create_database("bench")
+    if code:
+        script = ("import sys, psycopg; from collector.store import migrate; "
+                  "migrate.migrate(psycopg.connect(sys.argv[1]), sys.argv[2].split(','))")
+        subprocess.run([sys.executable, "-c", script, dsn, ",".join(currencies)], env=code_env(code), check=True,
+                       cwd="/")
     with psycopg.connect(dsn) as conn:
-        migrate.migrate(conn, currencies)
+        if not code:
+            migrate.migrate(conn, currencies)
+        pause_timescaledb_jobs(conn)
     return cluster, dsn
 
 

@@ -5,9 +5,8 @@
 Writes rows shaped like the real ones (a few hundred instruments, realistic prices, time order) through
 the collector's own writer into a throwaway cluster, VACUUMs, and prints `bytes_per_row[TABLE] N B`,
 then a growth estimate for a given rate of quote changes and trades (`--quotes-per-s`, `--trades-per-s`,
-per currency) plus the REST tables at their cadences. TimescaleDB compression cannot be measured here
-(no TimescaleDB server installs on these machines: see shared/TESTING.md); Timescale documents
-compression ratios of roughly 10-20x for tables like these, which this script does not claim.
+per currency) plus the REST tables at their cadences. Plain tables only: TimescaleDB's compression is
+measured by bench/timescale.py (a simulated day of both chains, before and after compress_chunk).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ def options(n: int = 400) -> list[str]:
 def rows_for(table: str, n: int, rng: random.Random) -> list[R.Record]:
     names = options()
     out: list[R.Record] = []
-    if table == "option_quotes":
+    if table == "btc_option_quotes":
         for i in range(n):
             name = names[rng.randrange(len(names))]
             bid = round(rng.uniform(0.0005, 0.2), 4)
@@ -51,7 +50,7 @@ def rows_for(table: str, n: int, rng: random.Random) -> list[R.Record]:
                                      round(bid + 0.0003, 5), rng.uniform(40, 90), rng.uniform(40, 90), rng.uniform(40, 90),
                                      rng.uniform(90000, 110000), name.rsplit("-", 2)[0], rng.uniform(90000, 110000),
                                      rng.uniform(0, 5000)))
-    elif table == "option_trades":
+    elif table == "btc_option_trades":
         seqs: dict[str, int] = {}
         for i in range(n):
             name = names[rng.randrange(len(names))]
@@ -115,7 +114,7 @@ def main() -> None:
         with psycopg.connect(dsn) as conn:
             migrate.migrate(conn, ["BTC"])
         store = BatchStore(dsn, Spool(tmp / "spool", 1 << 30))
-        tables = ["option_quotes", "option_trades", "perpetuals_ohlcv", "options_ohlcv", "options_greeks",
+        tables = ["btc_option_quotes", "btc_option_trades", "perpetuals_ohlcv", "options_ohlcv", "options_greeks",
                   "perpetuals_orderbook_depth", "index_prices"]
         for table in tables:
             n = args.rows if table not in ("perpetuals_orderbook_depth",) else args.rows // 10
@@ -132,8 +131,8 @@ def main() -> None:
                 per_row[table] = size / count
                 emit(f"bytes_per_row[{table}]", size / count, "B")
         day = 86400
-        quotes = per_row["option_quotes"] * args.quotes_per_s * day
-        trades = per_row["option_trades"] * args.trades_per_s * day
+        quotes = per_row["btc_option_quotes"] * args.quotes_per_s * day
+        trades = per_row["btc_option_trades"] * args.trades_per_s * day
         bars = per_row["options_ohlcv"] * args.options * 1440
         greeks = per_row["options_greeks"] * args.options * 24
         candles = per_row["perpetuals_ohlcv"] * 10 * 1440

@@ -109,7 +109,7 @@ def main() -> None:
         emit("spool_append_rows_per_s", n / (time.perf_counter() - t), "rows/s")
         emit("spool_bytes_per_quote", spool.bytes / n, "B")
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE option_quotes")
+            conn.execute("TRUNCATE eth_option_quotes")  # quotes() are ETH
         replayer = BatchStore(dsn, spool)
         t = time.perf_counter()
         replayer.flush_spool()

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,23 +41,30 @@ from harness import COLLECTOR, cpu_s, emit, mem_mb, stop_all, throwaway_db  # no
 from ws_e2e import status  # noqa: E402
 
 
-TABLES = ("option_quotes", "option_trades")
+def tables_of(curs: list[str]) -> list[str]:
+    """The per-currency stream tables (``btc_option_quotes``, ``btc_option_trades``, ...)."""
+    return [f"{c.lower()}_option_{kind}" for c in curs for kind in ("quotes", "trades")]
 
 
-def latency(dsn: str, start: float, end: float) -> tuple[float, float, int]:
-    q = ("SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY lat), percentile_disc(0.99) WITHIN GROUP (ORDER BY lat), "
-         "count(*) FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - timestamp) AS lat "
-         "FROM option_quotes WHERE timestamp >= to_timestamp(%(s)s) AND timestamp < to_timestamp(%(e)s) "
-         "UNION ALL SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - timestamp) "
-         "FROM option_trades WHERE timestamp >= to_timestamp(%(s)s) AND timestamp < to_timestamp(%(e)s)) t")
+def currencies(args) -> list[str]:
+    return [c.strip().upper() for c in args.currencies.split(",") if c.strip()]
+
+
+def latency(dsn: str, tables: list[str], start: float, end: float) -> tuple[float, float, int]:
+    one = sql.SQL("SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - timestamp) AS lat FROM {} "
+                  "WHERE timestamp >= to_timestamp(%(s)s) AND timestamp < to_timestamp(%(e)s)")
+    q = sql.SQL("SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY lat), percentile_disc(0.99) WITHIN GROUP "
+                "(ORDER BY lat), count(*) FROM ({}) t").format(
+        sql.SQL(" UNION ALL ").join(one.format(sql.Identifier(t)) for t in tables))
     with psycopg.connect(dsn) as conn:
         p50, p99, n = conn.execute(q, {"s": start, "e": end}).fetchone()
     return float(p50 or 0), float(p99 or 0), n
 
 
-def rows(dsn: str) -> int:
+def rows(dsn: str, tables: list[str]) -> int:
     with psycopg.connect(dsn) as conn:
-        return sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)  # bench: fixed names
+        return sum(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
+                   for t in tables)
 
 
 def pg_pids(datadir: Path) -> list[int]:
@@ -77,6 +85,7 @@ def spool_bytes(d: Path) -> int:
 
 
 def stall(args, dsn: str, datadir: Path, spool: Path, ws: dict, live_rows_per_s: float) -> None:
+    tables = tables_of(currencies(args))
     rss0 = max(mem_mb(p.pid, "VmRSS") for p in ws.values())
     pids = pg_pids(datadir)
     for pid in pids:
@@ -94,14 +103,14 @@ def stall(args, dsn: str, datadir: Path, spool: Path, ws: dict, live_rows_per_s:
     emit("ws_stall_rss_before_mb", rss0, "MB")
     emit("ws_stall_rss_peak_during_mb", peak, "MB")
     emit("ws_stall_spool_mb", spooled / 1e6, "MB")
-    t1, n1 = time.monotonic(), rows(dsn)
+    t1, n1 = time.monotonic(), rows(dsn, tables)
     while spool_bytes(spool) > 0 and time.monotonic() - t1 < 600:   # the spooled backlog is replayed
         time.sleep(0.2)
     # the queue's backlog is not on disk: the drain ends at the first second committing < 1.5 x live
-    prev, tp = rows(dsn), time.monotonic()
+    prev, tp = rows(dsn, tables), time.monotonic()
     while time.monotonic() - t1 < 600:
         time.sleep(1)
-        cur, tc = rows(dsn), time.monotonic()
+        cur, tc = rows(dsn, tables), time.monotonic()
         if (cur - prev) / (tc - tp) < 1.5 * live_rows_per_s:
             break
         prev, tp = cur, tc
@@ -123,7 +132,8 @@ def main() -> None:
     ap.add_argument("--currencies", default="BTC,ETH")
     ap.add_argument("--stall", type=float, default=60, help="seconds of SIGSTOPped PostgreSQL (0: no stall)")
     args = ap.parse_args()
-    curs = [c.strip().upper() for c in args.currencies.split(",") if c.strip()]
+    curs = currencies(args)
+    tables = tables_of(curs)
     tmp = Path(tempfile.mkdtemp(prefix="bench-chain-"))
     cluster = None
     procs: list[subprocess.Popen] = []
@@ -146,11 +156,11 @@ def main() -> None:
         time.sleep(args.warmup)
         w0, t0 = time.time(), time.monotonic()
         start = {cur: (cpu_s(p.pid), *status(dsn, f"ws:{cur}")) for cur, p in ws.items()}
-        r0 = rows(dsn)
+        r0 = rows(dsn, tables)
         time.sleep(args.seconds)
         wall = time.monotonic() - t0
         end = {cur: (cpu_s(p.pid), *status(dsn, f"ws:{cur}")) for cur, p in ws.items()}
-        live = (rows(dsn) - r0) / wall
+        live = (rows(dsn, tables) - r0) / wall
         frames = sum(end[c][1] - start[c][1] for c in curs)
         emit("ws_full_chain_msgs_per_s", frames / wall, "msg/s")
         emit("ws_full_chain_rows_per_s", live, "rows/s")
@@ -160,7 +170,7 @@ def main() -> None:
         emit("ws_full_chain_peak_rss_mb", max(mem_mb(p.pid, "VmHWM") for p in ws.values()), "MB")
         emit("sim_cpu_pct", 100 * cpu_s(sim.pid) / (wall + args.warmup), "%")
         time.sleep(3)  # the window's last batches commit (max age 1 s)
-        p50, p99, n = latency(dsn, w0, w0 + wall)
+        p50, p99, n = latency(dsn, tables, w0, w0 + wall)
         emit("ws_latency_p50_s", p50, "s")
         emit("ws_latency_p99_s", p99, "s")
         emit("ws_latency_rows", n, "rows")

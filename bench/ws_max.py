@@ -8,7 +8,7 @@ rate), into one `collector ws --currency CUR` process (whole chain) and a throwa
 this machine. Every ticker frame carries a new exchange timestamp and a changed book, so every frame is
 one row through the idempotent COPY path. Figures (`name value unit`):
 
-    ws_e2e_msgs_per_s          rows committed in option_quotes per second (counted in the database)
+    ws_e2e_msgs_per_s          rows committed in {cur}_option_quotes per second (counted in the database)
     ws_e2e_frames_in_per_s     frames the load generator wrote to the collector's socket per second
     ws_e2e_spooled_rows        rows the collector had to spool in the window (0 = the writer kept up)
     ws_e2e_cpu_pct             the collector's CPU as % of one core (<= 100: it is one process, one core)
@@ -17,6 +17,11 @@ one row through the idempotent COPY path. Figures (`name value unit`):
     ws_stage_receive_msgs_per_s  a bare websockets client (uvloop) reading the same frames, no decoding
     ws_stage_parse_msgs_per_s    decode + Pipeline (quote filter, records) on recorded frames, one core
     ws_stage_write_rows_per_s    BatchStore.write of those rows (binary COPY + INSERT ON CONFLICT)
+
+``--engine timescaledb`` runs the database on PostgreSQL + TimescaleDB (``bin/timescaledb``: the quotes
+table is a hypertable); ``--code DIR`` runs the collector (process and migrations) from another source
+tree, e.g. a git worktree of an older commit (``bench/ws_layouts.py`` alternates the two). The count is
+of ``{cur}_option_quotes``: the table, or in the layout before 0004 the view on ``option_quotes``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import COLLECTOR, cpu_s, emit, mem_mb, stop_all, throwaway_db  # noqa: E402
+from harness import COLLECTOR, ENGINES, code_env, cpu_s, emit, mem_mb, stop_all, throwaway_db  # noqa: E402
 
 
 
@@ -109,7 +114,7 @@ def stage_receive(args, frames: list) -> float:
 
 def stage_parse(frames: list, currency: str) -> tuple[float, list]:
     from collector.deribit.frames import split_notification
-    from collector.jobs.stream import Pipeline
+    from collector.deribit.pipeline import Pipeline
     rows: list = []
     best = 0.0
     for _ in range(3):
@@ -139,7 +144,7 @@ def stage_write(dsn: str, tmp: Path, rows: list, batch: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--rate", type=float, default=0, help="offered ticker frames/s (0: as fast as drained)")
@@ -150,16 +155,19 @@ def main() -> None:
     ap.add_argument("--py-spy", help="sample the collector with py-spy during the window, into this file")
     ap.add_argument("--profile", help="run the collector under cProfile, writing this file")
     ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the collector")
+    ap.add_argument("--engine", choices=ENGINES, default="plain", help="the database server")
+    ap.add_argument("--code", type=Path, help="run the collector from this source tree (another commit)")
     args = ap.parse_args()
     cur = args.currency.upper()
+    quotes = f"{cur.lower()}_option_quotes"
     tmp = Path(tempfile.mkdtemp(prefix="bench-wsmax-"))
     cluster = None
     procs: list[subprocess.Popen] = []
     try:
-        cluster, dsn = throwaway_db(tmp, [cur], "-c shared_buffers=256MB")
+        cluster, dsn = throwaway_db(tmp, [cur], "-c shared_buffers=256MB", engine=args.engine, code=args.code)
         lg, urls = start_loadgen(args, args.rate)
         procs.append(lg)
-        env = {**os.environ, "DATABASE_URL": dsn, "DERIBIT_WS_URL": urls["ws"], "DERIBIT_REST_URL": urls["rest"],
+        env = {**code_env(args.code), "DATABASE_URL": dsn, "DERIBIT_WS_URL": urls["ws"], "DERIBIT_REST_URL": urls["rest"],
                "COLLECTOR_SPOOL_DIR": str(tmp / "spool"), "COLLECTOR_LOG_LEVEL": "WARNING",
                f"WS_{cur}_TOP_N_INSTRUMENTS": "0", **dict(e.split("=", 1) for e in args.env)}
         prof = [sys.executable, "-m", "cProfile", "-o", args.profile] if args.profile else []
@@ -172,10 +180,10 @@ def main() -> None:
             spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(ws.pid), "-d",
                                     str(int(args.seconds)), "-f", "raw", "-o", args.py_spy, "--threads"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        c0, n0, s0, t0 = cpu_s(ws.pid), count(dsn, "option_quotes"), spooled(dsn, f"ws:{cur}"), time.monotonic()
+        c0, n0, s0, t0 = cpu_s(ws.pid), count(dsn, quotes), spooled(dsn, f"ws:{cur}"), time.monotonic()
         f0 = sent(urls["control"])
         time.sleep(args.seconds)
-        c1, n1, t1 = cpu_s(ws.pid), count(dsn, "option_quotes"), time.monotonic()
+        c1, n1, t1 = cpu_s(ws.pid), count(dsn, quotes), time.monotonic()
         f1 = sent(urls["control"])
         lg0, rss = cpu_s(lg.pid), mem_mb(ws.pid, "VmHWM")
         if spy is not None:
@@ -203,7 +211,7 @@ def main() -> None:
             rate, rows_ = stage_parse(frames, cur)
             emit("ws_stage_parse_msgs_per_s", rate, "msg/s")
             with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("TRUNCATE option_quotes")
+                conn.execute(f"TRUNCATE {quotes}")  # bench-only, a fixed name
             emit("ws_stage_write_rows_per_s", stage_write(dsn, tmp, rows_, 5000), "rows/s")
     finally:
         stop_all(procs, cluster, tmp)

@@ -22,9 +22,11 @@ CREATE OR REPLACE FUNCTION collector_timescaledb_active() RETURNS boolean
 LANGUAGE sql STABLE AS $$ SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') $$;
 
 -- A table of ours becomes a compressed hypertable (1-day chunks, compressed after 7 days, segmented
--- by `segmentby`, ordered by time). Idempotent; a no-op without TimescaleDB. Rows already there move
--- into chunks (migrate_data).
-CREATE OR REPLACE FUNCTION collector_hypertable(tbl text, segmentby text) RETURNS void
+-- by `segmentby`, ordered by `orderby`: every column of the unique key is in one of the two, so a
+-- write into a compressed chunk checks its conflicts cheaply). Idempotent; a no-op without
+-- TimescaleDB. Rows already there move into chunks (migrate_data).
+CREATE OR REPLACE FUNCTION collector_hypertable(tbl text, segmentby text, orderby text DEFAULT 'timestamp DESC')
+RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     IF NOT collector_timescaledb_active() THEN
@@ -38,7 +40,7 @@ BEGIN
     IF NOT (SELECT compression_enabled FROM timescaledb_information.hypertables
             WHERE hypertable_schema = current_schema() AND hypertable_name = tbl) THEN
         EXECUTE format('ALTER TABLE %I SET (timescaledb.compress, timescaledb.compress_segmentby = %L, '
-                       'timescaledb.compress_orderby = %L)', tbl, segmentby, 'timestamp DESC');
+                       'timescaledb.compress_orderby = %L)', tbl, segmentby, orderby);
     END IF;
     PERFORM add_compression_policy(tbl::regclass, INTERVAL '7 days', if_not_exists => true);
 END $$;
@@ -186,7 +188,7 @@ BEGIN
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (timestamp DESC)', p || '_option_orderbook_depth_timestamp_idx',
                    p || '_option_orderbook_depth');
     PERFORM collector_hypertable(p || '_option_quotes', 'instrument');
-    PERFORM collector_hypertable(p || '_option_trades', 'instrument');
+    PERFORM collector_hypertable(p || '_option_trades', 'instrument', 'timestamp DESC, trade_seq DESC');
     PERFORM collector_hypertable(p || '_option_orderbook_depth', 'instrument');
     PERFORM collector_quotes_1h(c);
     INSERT INTO collector_currencies (currency) VALUES (c) ON CONFLICT DO NOTHING;

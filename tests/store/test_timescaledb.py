@@ -204,6 +204,21 @@ def test_installed_but_not_preloaded_gives_plain_tables_then_converts_with_the_d
     assert _cli(dsn, "db", "migrate").stdout.strip() == "database is up to date"
 
 
+def test_a_fresh_migration_says_nothing_but_what_it_applied(tsdb):
+    """No warning from TimescaleDB either (e.g. a unique key column that compression neither segments
+    nor orders by: a write into a compressed chunk would then check its conflicts slowly)."""
+    from tests.pgtools import create_database, dsn_of
+    dsn = dsn_of(tsdb, create_database(tsdb))
+    warnings: list[str] = []
+    with psycopg.connect(dsn) as conn:
+        assert len(migrate.migrate(conn, ["BTC", "ETH", "SOL"], on_warning=warnings.append)) >= 4
+    assert warnings == []
+    orderby = dict(q(dsn, "SELECT hypertable_name, string_agg(attname, ', ' ORDER BY orderby_column_index) "
+                          "FROM timescaledb_information.compression_settings WHERE orderby_column_index IS NOT NULL "
+                          "GROUP BY 1"))
+    assert orderby["sol_option_trades"] == "timestamp, trade_seq" and orderby["sol_option_quotes"] == "timestamp"
+
+
 def test_migrate_reports_an_outdated_extension_version(tdsn):
     """The check behind the warning: what is installed in the database vs what the server has."""
     installed, available = q(tdsn, "SELECT e.extversion, a.default_version FROM pg_extension e "
