@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from collector import records as R
 from collector.deribit import parse
+from collector.deribit.instruments import is_option
 from collector.deribit.parse_rest import book_depth
 from collector.sim import views
 from collector.sim.market import Inst, Market
@@ -102,7 +103,7 @@ class _Chain:
         m = self.m
         trades = m.advance(now_ms, max(0, now_ms - m.now) / 1000)
         return [parse.trade(t) for t in trades
-                if t["instrument_name"].count("-") == 3 and kept(t["instrument_name"], self.spec.fraction)]
+                if is_option(t["instrument_name"]) and kept(t["instrument_name"], self.spec.fraction)]
 
     def quote(self, inst: Inst) -> R.OptionQuote:
         book = self.m.touch_book(inst)

@@ -56,7 +56,8 @@ def rows_for(table: str, n: int, rng: random.Random) -> list[R.Record]:
             name = names[rng.randrange(len(names))]
             seqs[name] = seqs.get(name, rng.randint(1000, 90000)) + 1
             out.append(R.OptionTrade(T0 + timedelta(milliseconds=411 * i), name, "BTC", seqs[name], f"BTC-{300000000 + i}",
-                                     round(rng.uniform(0.0005, 0.2), 4), rng.choice([0.1, 1.0, 25.0]), rng.choice(["buy", "sell"]),
+                                     round(rng.uniform(0.0005, 0.2), 4), rng.choice([0.1, 1.0, 25.0]),
+                                     rng.choice(["buy", "sell"]),
                                      1.0, rng.randint(0, 3), rng.uniform(90000, 110000), rng.uniform(0.0005, 0.2),
                                      rng.uniform(40, 90)))
     elif table == "perpetuals_ohlcv":

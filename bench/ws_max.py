@@ -18,6 +18,14 @@ one row through the idempotent COPY path. Figures (`name value unit`):
     ws_stage_parse_msgs_per_s    decode + Pipeline (quote filter, records) on recorded frames, one core
     ws_stage_write_rows_per_s    BatchStore.write of those rows (binary COPY + INSERT ON CONFLICT)
 
+``--frames ours,websockets --rounds 2`` runs the e2e part once per reader and round, alternating
+(ours, websockets, ours, websockets: the machine's noise falls on both alike) against the same
+database (truncated, checkpointed and a fresh spool before each run), with the figures prefixed
+``{prefix}_{reader}_r{round}``, then each reader's mean and websockets/ours ratios; the stages then add
+
+    ws_stage_frames_{reader}_us_per_frame  CPU per frame of WsConnection.data_received + recv_batch
+                                 alone (the recorded frames, as server frames in 64 kB reads; best of 5)
+
 ``--engine timescaledb`` runs the database on PostgreSQL + TimescaleDB (``bin/timescaledb``: the quotes
 table is a hypertable); ``--code DIR`` runs the collector (process and migrations) from another source
 tree, e.g. a git worktree of an older commit (``bench/ws_layouts.py`` alternates the two). The count is
@@ -28,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -43,7 +50,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from harness import COLLECTOR, ENGINES, code_env, cpu_s, emit, mem_mb, stop_all, throwaway_db  # noqa: E402
-
 
 
 def start_loadgen(args, rate: float) -> tuple[subprocess.Popen, dict]:
@@ -143,6 +149,120 @@ def stage_write(dsn: str, tmp: Path, rows: list, batch: int) -> float:
         store.close()
 
 
+# runs `collector` with wsconn.FRAMES set (and optionally under cProfile): python -c LAUNCH FRAMES PROF ARGS...
+LAUNCH = """import sys
+frames, prof = sys.argv.pop(1), sys.argv.pop(1)
+if frames:
+    from collector.deribit import wsconn
+    wsconn.FRAMES = frames
+from collector.cli import main
+if prof:
+    import cProfile
+    cProfile.run("main(prog_name='collector')", prof)
+else:
+    main(prog_name="collector")
+"""
+
+
+def stage_frames(frames: list, readers: list[str], rounds: int = 5) -> dict[str, float]:
+    """CPU us per frame of WsConnection's receive path alone, per reader (alternating, best of ``rounds``)."""
+    import asyncio
+
+    from websockets.client import ClientProtocol
+    from websockets.frames import Frame, Opcode
+    from websockets.server import ServerProtocol
+    from websockets.uri import parse_uri
+
+    from collector.deribit.wsconn import WsConnection
+
+    wire = b"".join(Frame(Opcode.TEXT, bytes(f)).serialize(mask=False, extensions=[]) for f in frames)
+    chunks = [wire[i:i + 65536] for i in range(0, len(wire), 65536)]
+
+    class Sink(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.out: list[bytes] = []
+
+        def write(self, data) -> None:
+            self.out.append(bytes(data))
+
+    async def once(reader: str) -> float:
+        hs = ClientProtocol(parse_uri("ws://bench/ws"), max_size=64 << 20)
+        hs.send_request(hs.connect())
+        conn, sink = WsConnection(hs, 64 << 20, 1 << 30, reader), Sink()
+        conn.connection_made(sink)
+        srv = ServerProtocol()
+        srv.receive_data(b"".join(sink.out))
+        srv.send_response(srv.accept(srv.events_received()[0]))
+        conn.data_received(b"".join(srv.data_to_send()))
+        n, t0 = 0, time.process_time()
+        for c in chunks:  # every 64 kB read completes messages (ticker frames are ~1 kB)
+            conn.data_received(c)
+            n += len(await conn.recv_batch())  # as the session: every message of the read at once
+        assert n == len(frames), (reader, n)
+        return 1e6 * (time.process_time() - t0) / n
+
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for reader in readers:
+            us = asyncio.run(once(reader))
+            best[reader] = min(best.get(reader, us), us)
+    return best
+
+
+def e2e(args, dsn: str, tmp: Path, frames: str, prefix: str, procs: list) -> dict[str, float]:
+    """One collector process against a fresh load generator: the ws_e2e_* figures, returned too."""
+    cur = args.currency.upper()
+    quotes = f"{cur.lower()}_option_quotes"
+    lg, urls = start_loadgen(args, args.rate)
+    procs.append(lg)
+    spool = tempfile.mkdtemp(prefix="spool-", dir=tmp)  # a fresh spool: no replay of another run's rows
+    env = {**code_env(args.code), "DATABASE_URL": dsn, "DERIBIT_WS_URL": urls["ws"], "DERIBIT_REST_URL": urls["rest"],
+           "COLLECTOR_SPOOL_DIR": spool, "COLLECTOR_LOG_LEVEL": "WARNING",
+           f"WS_{cur}_TOP_N_INSTRUMENTS": "0", **dict(e.split("=", 1) for e in args.env)}
+    if frames or args.profile:
+        cmd = [sys.executable, "-c", LAUNCH, frames, args.profile or ""]
+    else:
+        cmd = [COLLECTOR]
+    ws = subprocess.Popen([*cmd, "ws", "--currency", cur], env=env, stdout=subprocess.DEVNULL,
+                          stderr=open(tmp / "ws.log", "a"))
+    procs.append(ws)
+    time.sleep(args.warmup)
+    spy = None
+    if args.py_spy:  # a sampling profile of the window (collapsed stacks, with the writer thread)
+        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(ws.pid), "-d",
+                                str(int(args.seconds)), "-f", "raw", "-o", args.py_spy, "--threads"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    c0, n0, s0, t0 = cpu_s(ws.pid), count(dsn, quotes), spooled(dsn, f"ws:{cur}"), time.monotonic()
+    f0 = sent(urls["control"])
+    time.sleep(args.seconds)
+    c1, n1, t1 = cpu_s(ws.pid), count(dsn, quotes), time.monotonic()
+    f1 = sent(urls["control"])
+    lg0, rss = cpu_s(lg.pid), mem_mb(ws.pid, "VmHWM")
+    if spy is not None:
+        spy.wait(60)
+    ws.send_signal(signal.SIGTERM)
+    rc = ws.wait(30)
+    s1 = spooled(dsn, f"ws:{cur}")
+    wall, rows, P = t1 - t0, n1 - n0, prefix
+    fig = {"msgs_per_s": rows / wall, "frames_in_per_s": (f1 - f0) / wall, "cpu_pct": 100 * (c1 - c0) / wall}
+    emit(f"{P}_msgs_per_s", fig["msgs_per_s"], "msg/s")
+    emit(f"{P}_frames_in_per_s", fig["frames_in_per_s"], "msg/s")
+    emit(f"{P}_spooled_rows", s1 - s0, "rows")
+    emit(f"{P}_connections", connects(dsn, f"ws:{cur}"), "connections")  # > 1: it was dropped
+    emit(f"{P}_cpu_pct", fig["cpu_pct"], "%")
+    if rows:
+        fig["cpu_us_per_msg"] = 1e6 * (c1 - c0) / max(rows, f1 - f0)
+        emit(f"{P}_cpu_us_per_msg", fig["cpu_us_per_msg"], "us")
+    emit(f"{P}_peak_rss_mb", rss, "MB")
+    emit(f"{P}_loadgen_cpu_pct", 100 * lg0 / (time.monotonic() - t0 + args.warmup), "%")
+    if rc != 0:
+        print(f"# collector exited {rc}; see {tmp}/ws.log", file=sys.stderr)
+    lg.kill()
+    lg.wait()
+    return fig
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=30)
@@ -157,7 +277,10 @@ def main() -> None:
     ap.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the collector")
     ap.add_argument("--engine", choices=ENGINES, default="plain", help="the database server")
     ap.add_argument("--code", type=Path, help="run the collector from this source tree (another commit)")
+    ap.add_argument("--frames", default="", help="comma-separated frame readers (wsconn.FRAME_READERS), alternated")
+    ap.add_argument("--rounds", type=int, default=1, help="with --frames: runs per reader")
     args = ap.parse_args()
+    readers = [f.strip() for f in args.frames.split(",") if f.strip()]
     cur = args.currency.upper()
     quotes = f"{cur.lower()}_option_quotes"
     tmp = Path(tempfile.mkdtemp(prefix="bench-wsmax-"))
@@ -165,49 +288,32 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     try:
         cluster, dsn = throwaway_db(tmp, [cur], "-c shared_buffers=256MB", engine=args.engine, code=args.code)
-        lg, urls = start_loadgen(args, args.rate)
-        procs.append(lg)
-        env = {**code_env(args.code), "DATABASE_URL": dsn, "DERIBIT_WS_URL": urls["ws"], "DERIBIT_REST_URL": urls["rest"],
-               "COLLECTOR_SPOOL_DIR": str(tmp / "spool"), "COLLECTOR_LOG_LEVEL": "WARNING",
-               f"WS_{cur}_TOP_N_INSTRUMENTS": "0", **dict(e.split("=", 1) for e in args.env)}
-        prof = [sys.executable, "-m", "cProfile", "-o", args.profile] if args.profile else []
-        ws = subprocess.Popen([*prof, COLLECTOR, "ws", "--currency", cur], env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(tmp / "ws.log", "w"))
-        procs.append(ws)
-        time.sleep(args.warmup)
-        spy = None
-        if args.py_spy:  # a sampling profile of the window (collapsed stacks, with the writer thread)
-            spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(ws.pid), "-d",
-                                    str(int(args.seconds)), "-f", "raw", "-o", args.py_spy, "--threads"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        c0, n0, s0, t0 = cpu_s(ws.pid), count(dsn, quotes), spooled(dsn, f"ws:{cur}"), time.monotonic()
-        f0 = sent(urls["control"])
-        time.sleep(args.seconds)
-        c1, n1, t1 = cpu_s(ws.pid), count(dsn, quotes), time.monotonic()
-        f1 = sent(urls["control"])
-        lg0, rss = cpu_s(lg.pid), mem_mb(ws.pid, "VmHWM")
-        if spy is not None:
-            spy.wait(60)
-        ws.send_signal(signal.SIGTERM)
-        rc = ws.wait(30)
-        s1 = spooled(dsn, f"ws:{cur}")
-        wall, rows, P = t1 - t0, n1 - n0, args.prefix
-        emit(f"{P}_msgs_per_s", rows / wall, "msg/s")
-        emit(f"{P}_frames_in_per_s", (f1 - f0) / wall, "msg/s")
-        emit(f"{P}_spooled_rows", s1 - s0, "rows")
-        emit(f"{P}_connections", connects(dsn, f"ws:{cur}"), "connections")  # > 1: it was dropped
-        emit(f"{P}_cpu_pct", 100 * (c1 - c0) / wall, "%")
-        if rows:
-            emit(f"{P}_cpu_us_per_msg", 1e6 * (c1 - c0) / max(rows, f1 - f0), "us")
-        emit(f"{P}_peak_rss_mb", rss, "MB")
-        emit(f"{P}_loadgen_cpu_pct", 100 * lg0 / (time.monotonic() - t0 + args.warmup), "%")
-        if rc != 0:
-            print(f"# collector exited {rc}; see {tmp}/ws.log", file=sys.stderr)
-        lg.kill()
-        lg.wait()
+        figs: dict[str, list[dict]] = {}
+        for r in range(1, args.rounds + 1):
+            for reader in readers or [""]:
+                if len(readers) > 1 or args.rounds > 1:
+                    with psycopg.connect(dsn, autocommit=True) as conn:  # the same start for every run
+                        conn.execute(f"TRUNCATE {quotes}")  # bench-only, a fixed name
+                        conn.execute("CHECKPOINT")
+                    prefix = f"{args.prefix}_{reader or 'default'}_r{r}"
+                else:
+                    prefix = args.prefix
+                figs.setdefault(reader, []).append(e2e(args, dsn, tmp, reader, prefix, procs))
+        if len(readers) > 1 or args.rounds > 1:
+            mean = {f: {k: sum(run.get(k, 0) for run in runs) / len(runs) for k in runs[0]} for f, runs in figs.items()}
+            for f, m in mean.items():
+                for k, v in m.items():
+                    emit(f"{args.prefix}_{f or 'default'}_mean_{k}", v, "%" if k == "cpu_pct" else
+                         "us" if k.startswith("cpu_us") else "msg/s")
+            if "ours" in mean and "websockets" in mean:
+                for k in ("msgs_per_s", "frames_in_per_s", "cpu_us_per_msg"):
+                    if k in mean["ours"] and mean["ours"][k]:
+                        emit(f"{args.prefix}_websockets_vs_ours_{k}", mean["websockets"][k] / mean["ours"][k], "x")
         if not args.no_stages:
             frames: list = []
             emit("ws_stage_receive_msgs_per_s", stage_receive(args, frames), "msg/s")
+            for reader, us in stage_frames(frames, readers or ["ours", "websockets"]).items():
+                emit(f"ws_stage_frames_{reader}_us_per_frame", us, "us")
             rate, rows_ = stage_parse(frames, cur)
             emit("ws_stage_parse_msgs_per_s", rate, "msg/s")
             with psycopg.connect(dsn, autocommit=True) as conn:

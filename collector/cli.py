@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from collector import __version__, log
-from collector.config import ConfigError, Settings
+from collector.config import TABLE, ConfigError, Int, Settings
 from collector.sim.cli import sim
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -28,6 +28,20 @@ class _Group(click.Group):
             sys.exit(2)
 
 
+def _table_options(command: str):
+    """The options of the settings the table offers on ``command`` ("" is `collector` itself), in the
+    table's order; each is passed on under its Settings name."""
+    rows = [row for row in TABLE if command in row.commands]
+
+    def decorate(fn):
+        for row in reversed(rows):
+            assert row.option is not None  # a row offered on a command has a flag
+            fn = click.option(row.option, row.name, metavar=row.kind.metavar,
+                              type=int if isinstance(row.kind, Int) else None, help=row.cli_help())(fn)
+        return fn
+    return decorate
+
+
 def _settings(ctx: click.Context, **overrides) -> Settings:
     base = ctx.find_root().obj or {}
     settings = Settings.load(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
@@ -37,17 +51,15 @@ def _settings(ctx: click.Context, **overrides) -> Settings:
 
 @click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="collector")
-@click.option("--database-url", metavar="URL", help="PostgreSQL URL [env DATABASE_URL].")
-@click.option("--currencies", metavar="LIST", help="Comma-separated currencies, e.g. BTC,ETH,SOL [env COLLECTOR_CURRENCIES; default BTC,ETH].")
-@click.option("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR [env COLLECTOR_LOG_LEVEL; default INFO].")
+@_table_options("")
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, currencies: str | None, log_level: str | None) -> None:
+def main(ctx: click.Context, **options) -> None:
     """Record Deribit market data into TimescaleDB / PostgreSQL.
 
-    Every option can also be set in the environment (under systemd: /etc/collector/collector.env).
-    Logs are JSON lines on stderr.
+    Every option can also be set in the environment (under systemd: /etc/collector/collector.env), and
+    more settings only there (README.md, "Configuration"). Logs are JSON lines on stderr.
     """
-    ctx.obj = {"database_url": database_url, "currencies": currencies, "log_level": log_level}
+    ctx.obj = options
 
 
 @main.group(context_settings=CONTEXT)
@@ -75,7 +87,8 @@ def db_migrate(ctx: click.Context, dry_run: bool) -> None:
               help="Exit 1 when a relation's newest row is older than this (or it is empty). "
                    "DURATION alone applies to every time-series relation; RELATION=DURATION overrides one. Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--exact", is_flag=True, help="Exact row counts (count(*)); the default is the planner's estimate, which is instant.")
+@click.option("--exact", is_flag=True,
+              help="Exact row counts (count(*)); the default is the planner's estimate, which is instant.")
 @click.pass_context
 def db_status(ctx: click.Context, max_age: tuple[str, ...], as_json: bool, exact: bool) -> None:
     """Per relation: rows, newest timestamp and its age — is everything flowing?"""
@@ -87,14 +100,11 @@ def db_status(ctx: click.Context, max_age: tuple[str, ...], as_json: bool, exact
 
 @main.command("ws")
 @click.option("--currency", required=True, metavar="CUR", help="The currency to stream, e.g. BTC (systemd: ws-collector@BTC).")
-@click.option("--ws-url", metavar="URL", help="Deribit WebSocket URL [env DERIBIT_WS_URL].")
-@click.option("--rest-url", metavar="URL", help="Deribit REST URL, for backfills and the instrument list [env DERIBIT_REST_URL].")
-@click.option("--top-n", type=int, metavar="N", help="Options to stream, by open interest; 0 = the whole chain [env WS_{CUR}_TOP_N_INSTRUMENTS; default 50].")
+@_table_options("ws")
 @click.option("--archive", "archive_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Also keep every raw frame with its receive time, in hourly gzip files under DIR/CUR/.")
 @click.pass_context
-def ws(ctx: click.Context, currency: str, ws_url: str | None, rest_url: str | None, top_n: int | None,
-       archive_dir: Path | None) -> None:
+def ws(ctx: click.Context, currency: str, archive_dir: Path | None, **options) -> None:
     """Stream one currency's options (quotes, trades), index and perpetual book into the database.
 
     Runs until SIGTERM/SIGINT; reconnects forever; recovers missed trades over REST; records every gap
@@ -104,8 +114,8 @@ def ws(ctx: click.Context, currency: str, ws_url: str | None, rest_url: str | No
     from collector.jobs import ws as ws_job
 
     cur = validate_currency(currency.upper(), "--currency")
-    settings = _settings(ctx, ws_url=ws_url, rest_url=rest_url,
-                         ws_top_n={cur: top_n} if top_n is not None else None)
+    top_n = options.pop("ws_top_n_default")   # --top-n: this stream's, so it wins over WS_{CUR}_TOP_N_INSTRUMENTS
+    settings = _settings(ctx, **options, ws_top_n={cur: top_n} if top_n is not None else None)
     settings.require_database_url()
     sys.exit(ws_job.run(settings, cur, archive_dir=archive_dir))
 
@@ -125,60 +135,52 @@ def replay(ctx: click.Context, files: tuple[Path, ...]) -> None:
     sys.exit(replay_job.run(settings, list(files)))
 
 
-_REST_URL = click.option("--rest-url", metavar="URL", help="Deribit REST URL [env DERIBIT_REST_URL].")
-
-
 @main.command("rest")
-@_REST_URL
+@_table_options("rest")
 @click.pass_context
-def rest(ctx: click.Context, rest_url: str | None) -> None:
+def rest(ctx: click.Context, **options) -> None:
     """One pass (every minute): 1-min candles of perpetuals and futures with catch-up, the option chain's
     1-min row, index prices. Exits 1 when anything failed (after storing the rest)."""
     from collector.jobs import rest as job
 
-    sys.exit(job.run(_settings(ctx, rest_url=rest_url)).exit_code)
+    sys.exit(job.run(_settings(ctx, **options)).exit_code)
 
 
 @main.command("depth")
-@_REST_URL
-@click.option("--top-n", "depth_top_n", type=int, metavar="N", help="Book levels per side [env DEPTH_TOP_N; default 20].")
-@click.option("--options-top-n", "depth_options_top_n", type=int, metavar="N",
-              help="Options per currency, by open interest; 0 = all [env DEPTH_OPTIONS_TOP_N; default 0].")
+@_table_options("depth")
 @click.pass_context
-def depth(ctx: click.Context, rest_url: str | None, depth_top_n: int | None, depth_options_top_n: int | None) -> None:
+def depth(ctx: click.Context, **options) -> None:
     """One pass (every 5 min): top-N order books of the perpetuals and the options."""
     from collector.jobs import depth as job
 
-    sys.exit(job.run(_settings(ctx, rest_url=rest_url, depth_top_n=depth_top_n,
-                               depth_options_top_n=depth_options_top_n)).exit_code)
+    sys.exit(job.run(_settings(ctx, **options)).exit_code)
 
 
 @main.command("greeks")
-@_REST_URL
+@_table_options("greeks")
 @click.pass_context
-def greeks(ctx: click.Context, rest_url: str | None) -> None:
+def greeks(ctx: click.Context, **options) -> None:
     """One pass (hourly): greeks and IVs of every live option."""
     from collector.jobs import greeks as job
 
-    sys.exit(job.run(_settings(ctx, rest_url=rest_url)).exit_code)
+    sys.exit(job.run(_settings(ctx, **options)).exit_code)
 
 
 @main.command("funding")
-@_REST_URL
+@_table_options("funding")
 @click.pass_context
-def funding(ctx: click.Context, rest_url: str | None) -> None:
+def funding(ctx: click.Context, **options) -> None:
     """One pass (every 8 h): perpetual funding history since the newest stored row."""
     from collector.jobs import funding as job
 
-    sys.exit(job.run(_settings(ctx, rest_url=rest_url)).exit_code)
+    sys.exit(job.run(_settings(ctx, **options)).exit_code)
 
 
 @main.command("run-all")
 @click.option("--for", "run_for", metavar="DURATION", help="Stop after this long (e.g. 60s, 2h); default: until SIGINT/SIGTERM.")
-@click.option("--ws-url", metavar="URL", help="Deribit WebSocket URL [env DERIBIT_WS_URL].")
-@_REST_URL
+@_table_options("run-all")
 @click.pass_context
-def run_all(ctx: click.Context, run_for: str | None, ws_url: str | None, rest_url: str | None) -> None:
+def run_all(ctx: click.Context, run_for: str | None, **options) -> None:
     """Every job in one foreground process: a stream per currency, and rest (1 min), depth (5 min),
     greeks (hourly), funding (8 h) on their cadences -- for a laptop or a host without systemd."""
     from collector.config import ConfigError, parse_duration
@@ -190,7 +192,7 @@ def run_all(ctx: click.Context, run_for: str | None, ws_url: str | None, rest_ur
             seconds = parse_duration(run_for)
         except ValueError:
             raise ConfigError("--for", run_for, "a duration such as 90s, 10m, 2h") from None
-    settings = _settings(ctx, ws_url=ws_url, rest_url=rest_url)
+    settings = _settings(ctx, **options)
     settings.require_database_url()
     sys.exit(runall.run(settings, run_for_s=seconds))
 

@@ -1,107 +1,163 @@
 """One validated Settings object, built once from the environment and CLI options.
 
-This module is the only reader of ``os.environ`` in the package. Every value is checked here; a bad
-value raises :class:`ConfigError` whose text is one line naming the variable, the bad value and what is
-allowed. The CLI turns that into exit code 2.
+This module is the only reader of ``os.environ`` in the package. :class:`Settings` is the table of
+settings (see :mod:`collector.config_table`): every value is checked by its kind
+(:mod:`collector.config_values`); a bad value raises :class:`ConfigError` whose text is one line naming
+the variable, the bad value and what is allowed. The CLI turns that into exit code 2.
+
+What systemd tells a service (``NOTIFY_SOCKET``, ``WATCHDOG_USEC``, ``WATCHDOG_PID``,
+``STATE_DIRECTORY``) is not a user's setting: it is read into :class:`SystemdEnv`, never an error.
+
+``python -m collector.config --markdown`` prints the README's configuration table.
 """
 
 from __future__ import annotations
 
 import os
-import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from collector.config_table import Setting, markdown, rows, setting
+from collector.config_values import (  # noqa: F401 - re-exported: the package imports them from here
+    Choice, ConfigError, Currencies, DatabaseUrl, Directory, Duration, Flag, Int, Size, Url, format_duration,
+    parse_duration, parse_size, validate_currency,
+)
+
 DEFAULT_WS_URL = "wss://www.deribit.com/ws/api/v2"
 DEFAULT_REST_URL = "https://www.deribit.com/api/v2"
 
-_CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,16}$")
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?$", re.I)
-_SIZE_UNITS = {
-    "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
-    "g": 1024**3, "gb": 1000**3, "gib": 1024**3, "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
-}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_REST_COMMANDS = ("ws", "rest", "depth", "greeks", "funding", "run-all")
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid. ``str(err)`` is the one-line message for the user."""
+@dataclass(frozen=True)
+class SystemdEnv:
+    """What systemd hands a service in its environment. Nonsense here means "not under systemd"."""
 
-    def __init__(self, name: str, value: Any, allowed: str) -> None:
-        self.name = name
-        self.value = value
-        self.allowed = allowed
-        super().__init__(f"invalid {name}={value!r}: {allowed}")
+    notify_socket: str = ""               # NOTIFY_SOCKET: a path, or @name (abstract namespace)
+    watchdog_usec: int | None = None      # WATCHDOG_USEC, when a positive integer
+    watchdog_pid: str = ""                # WATCHDOG_PID: the watchdog is for this process only
+    state_directory: str = ""             # STATE_DIRECTORY (StateDirectory=): the first of its paths
 
-
-def parse_duration(text: str) -> float:
-    """``"90s"``, ``"5m"``, ``"1h30m"``, ``"8h"``, ``"2d"``, ``"250ms"`` or plain seconds -> seconds."""
-    s = str(text).strip().lower().replace(" ", "")
-    if not s:
-        raise ValueError("empty duration")
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(s):
-        if m.start() != pos:
-            raise ValueError(f"bad duration {text!r}")
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(s):
-        raise ValueError(f"bad duration {text!r}")
-    return total
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> "SystemdEnv":
+        env = os.environ if env is None else env
+        usec = env.get("WATCHDOG_USEC", "")
+        return cls(notify_socket=env.get("NOTIFY_SOCKET", ""),
+                   watchdog_usec=int(usec) if usec.isdigit() and int(usec) > 0 else None,
+                   watchdog_pid=env.get("WATCHDOG_PID", ""),
+                   state_directory=env.get("STATE_DIRECTORY", "").split(":")[0])
 
 
-def parse_size(text: str) -> int:
-    """``"512MiB"``, ``"1G"``, ``"2000000"`` -> bytes."""
-    m = _SIZE_RE.match(str(text).strip())
-    if not m:
-        raise ValueError(f"bad size {text!r}")
-    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
-
-
-def validate_currency(value: str, name: str = "currency") -> str:
-    """Upper-cased currency code of letters/digits only; anything else is a ConfigError.
-
-    Every currency passes through here before it is used anywhere, so no configuration value can
-    reach SQL (or a channel name) as arbitrary text.
-    """
-    cur = str(value).strip().upper()
-    if not _CURRENCY_RE.match(cur):
-        raise ConfigError(name, value, "a currency is 1-16 letters or digits, e.g. BTC, ETH, SOL")
-    return cur
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment, for a launcher (``bin/run``) that hands it to its children."""
+    return dict(os.environ)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the jobs need, validated. Build it with :meth:`load`."""
+    """Everything the jobs need, validated. Build it with :meth:`load`. Each field declared with
+    ``setting(...)`` is a row of the configuration table, in the order the README lists them."""
 
-    database_url: str | None = None
-    ws_url: str = DEFAULT_WS_URL
-    rest_url: str = DEFAULT_REST_URL
-    currencies: tuple[str, ...] = ("BTC", "ETH")
-    # per currency: how many options the WS collector streams (0 = the whole chain)
-    ws_top_n: Mapping[str, int] = field(default_factory=dict)
-    ws_top_n_default: int = 50
-    log_level: str = "INFO"
-    # the store's batch writer
-    spool_dir: Path = Path("spool")
-    spool_max_bytes: int = 2 * 1024**3
-    batch_rows: int = 5000
-    batch_max_age_s: float = 1.0
-    queue_max_rows: int = 200_000
-    # REST jobs
-    depth_top_n: int = 20
-    depth_options_top_n: int = 0
-    ohlcv_catchup_horizon_s: float = 7 * 86400.0
-    funding_catchup_horizon_s: float = 30 * 86400.0
-    greeks_interval_s: float = 3600.0
-    rest_timeout_s: float = 10.0
+    # -- where from, where to
+    database_url: str | None = setting(
+        None, "DATABASE_URL", DatabaseUrl(), "the database, e.g. postgresql://collector@localhost/collector",
+        option="--database-url", commands=("",))
+    ws_url: str = setting(
+        DEFAULT_WS_URL, "DERIBIT_WS_URL", Url(("ws", "wss")),
+        "Deribit WebSocket URL; point it at `collector sim` for tests and demos",
+        option="--ws-url", commands=("ws", "run-all"))
+    rest_url: str = setting(
+        DEFAULT_REST_URL, "DERIBIT_REST_URL", Url(("http", "https"), strip_slash=True),
+        "Deribit REST URL: the REST jobs, the stream's backfills and instrument list",
+        option="--rest-url", commands=_REST_COMMANDS)
+    currencies: tuple[str, ...] = setting(
+        ("BTC", "ETH"), "COLLECTOR_CURRENCIES", Currencies(), "the currencies recorded",
+        option="--currencies", commands=("",))
+    log_level: str = setting(
+        "INFO", "COLLECTOR_LOG_LEVEL", Choice(_LOG_LEVELS),
+        "the log level; logs are JSON lines on stderr with a stable `event` key", option="--log-level", commands=("",))
+    # -- the store's batch writer
+    spool_dir: Path = setting(
+        Path("spool"), "COLLECTOR_SPOOL_DIR", Directory(), "where batches wait while the database is away",
+        shown_default="`$STATE_DIRECTORY/spool` under systemd, else `./spool`")
+    spool_max_bytes: int = setting(
+        2 * 1024**3, "COLLECTOR_SPOOL_MAX_BYTES", Size(),
+        "the spool's bound: when the queue and the spool are both full, rows are dropped loudly: error log, "
+        "`collector_status.rows_dropped`, a `data_gaps` row")
+    batch_rows: int = setting(
+        5000, "COLLECTOR_BATCH_ROWS", Int(1, 1_000_000), "a batch is written when it has this many rows…")
+    batch_max_age_s: float = setting(
+        1.0, "COLLECTOR_BATCH_MAX_AGE", Duration(minimum=0.001), "… or when its oldest row is this old")
+    queue_max_rows: int = setting(
+        200_000, "COLLECTOR_QUEUE_MAX_ROWS", Int(1, 100_000_000),
+        "the in-memory bound of a job's queue; beyond it the oldest rows go to the spool")
+    # -- the stream (`collector ws`)
+    ws_top_n: Mapping[str, int] = field(default_factory=dict)   # per currency, from WS_{CUR}_TOP_N_INSTRUMENTS
+    ws_top_n_default: int = setting(
+        50, "WS_TOP_N_INSTRUMENTS", Int(0), "options streamed per currency, by open interest; 0 = the whole chain",
+        option="--top-n", commands=("ws",), per_currency="WS_{CUR}_TOP_N_INSTRUMENTS")
+    ws_heartbeat_s: int = setting(
+        10, "WS_HEARTBEAT", Duration(minimum=10, whole=True),
+        "Deribit's heartbeat interval; a connection silent for 3 of them is dropped and made again", group="ws")
+    ws_progress_window_s: float = setting(
+        0.0, "WS_PROGRESS_WINDOW", Duration(),
+        "no frame or no write for this long stops WATCHDOG=1 (systemd then restarts the unit); "
+        "0 = 3 heartbeats + 5 s, at least 30 s", group="ws")
+    ws_reconcile_every_s: float = setting(
+        300.0, "WS_RECONCILE_EVERY", Duration(minimum=1), "how often the instrument list is fetched again "
+        "(listings and expiries also arrive on the stream)", group="ws")
+    ws_rerank_every_s: float = setting(
+        900.0, "WS_RERANK_EVERY", Duration(minimum=1), "how often the top-N options are ranked again by open "
+        "interest", group="ws")
+    ws_status_every_s: float = setting(
+        5.0, "WS_STATUS_EVERY", Duration(minimum=0.1), "how often collector_status and the unit's STATUS= are "
+        "updated; the watchdog is petted at least this often", group="ws")
+    ws_book_snapshot_every_s: float = setting(
+        60.0, "WS_BOOK_SNAPSHOT_EVERY", Duration(minimum=0.1), "a top-N snapshot of a streamed book is stored every "
+        "this much exchange time", group="ws")
+    ws_perpetual_book: bool = setting(
+        True, "WS_PERPETUAL_BOOK", Flag(), "stream the perpetual's order book (for its depth snapshots)", group="ws")
+    ws_backfill_horizon_s: float = setting(
+        86400.0, "WS_BACKFILL_HORIZON", Duration(), "how far back the option trades missed while down "
+        "(a restart, a disconnect) are fetched over REST", group="ws")
+    ws_startup_replay_s: float = setting(
+        20.0, "WS_STARTUP_REPLAY", Duration(), "at start, the spool is replayed for at most this long "
+        "before streaming", group="ws")
+    ws_backoff_initial_s: float = setting(
+        1.0, "WS_BACKOFF_INITIAL", Duration(minimum=0.01), "the first reconnect delay; it doubles per failed "
+        "attempt (with jitter)…", group="ws")
+    ws_backoff_max_s: float = setting(
+        60.0, "WS_BACKOFF_MAX", Duration(minimum=0.01), "… up to this (at least WS_BACKOFF_INITIAL)", group="ws")
+    ws_stop_timeout_s: float = setting(
+        8.0, "WS_STOP_TIMEOUT", Duration(), "on SIGTERM, pending rows are written for at most this "
+        "long; the rest goes to the spool", group="ws")
+    # -- the REST jobs
+    depth_top_n: int = setting(
+        20, "DEPTH_TOP_N", Int(1, 10_000), "book levels per side in depth snapshots", option="--top-n",
+        commands=("depth",))
+    depth_options_top_n: int = setting(
+        0, "DEPTH_OPTIONS_TOP_N", Int(0), "options per currency in depth snapshots, by open interest; 0 = all",
+        option="--options-top-n", commands=("depth",))
+    ohlcv_catchup_horizon_s: float = setting(
+        7 * 86400.0, "OHLCV_CATCHUP_HORIZON", Duration(minimum=60), "how far back `collector rest` fills "
+        "missing candles")
+    funding_catchup_horizon_s: float = setting(
+        30 * 86400.0, "FUNDING_CATCHUP_HORIZON", Duration(minimum=60), "how far back `collector funding` fills "
+        "missing funding rates")
+    greeks_interval_s: float = setting(
+        3600.0, "GREEKS_INTERVAL", Duration(minimum=60), "the greeks' cadence in `collector run-all` "
+        "(under systemd: greeks.timer)")
+    rest_timeout_s: float = setting(
+        10.0, "REST_TIMEOUT", Duration(minimum=0.1), "timeout of one Deribit REST request")
+    # -- bin/run and the benchmarks
+    pg_bindir: Path | None = setting(
+        None, "PG_BINDIR", Directory(), "the PostgreSQL server programs for a cluster of bin/run's own",
+        shown_default="the newest `/usr/lib/postgresql/N/bin`, else `pg_ctl` on PATH")
+    # -- from systemd, not a row of the table
+    systemd: SystemdEnv = field(default_factory=SystemdEnv)
 
     def top_n(self, currency: str) -> int:
         return self.ws_top_n.get(currency, self.ws_top_n_default)
@@ -112,150 +168,71 @@ class Settings:
                               "e.g. postgresql://collector@localhost/collector")
         return self.database_url
 
+    def ws_options(self) -> dict[str, Any]:
+        """The stream's knobs, as keyword arguments of ``collector.jobs.ws.WsOptions``."""
+        return {row.name.removeprefix("ws_"): getattr(self, row.name) for row in TABLE if row.group == "ws"}
+
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Build from ``env`` (default: ``os.environ``) then apply non-None CLI ``overrides``.
 
         Overrides use the field names (``database_url=...``); they win over the environment.
+        ``ws_top_n={CUR: n}`` wins over ``WS_{CUR}_TOP_N_INSTRUMENTS``.
         """
         env = os.environ if env is None else env
-        raw: dict[str, tuple[str, Any]] = {}  # field -> (variable name for messages, raw value)
-
-        def take(fname: str, var: str) -> None:
-            if overrides.get(fname) is not None:
-                raw[fname] = ("--" + fname.replace("_", "-"), overrides[fname])
-            elif env.get(var, "") != "":
-                raw[fname] = (var, env[var])
-
-        take("database_url", "DATABASE_URL")
-        take("ws_url", "DERIBIT_WS_URL")
-        take("rest_url", "DERIBIT_REST_URL")
-        take("currencies", "COLLECTOR_CURRENCIES")
-        take("log_level", "COLLECTOR_LOG_LEVEL")
-        take("spool_dir", "COLLECTOR_SPOOL_DIR")
-        take("spool_max_bytes", "COLLECTOR_SPOOL_MAX_BYTES")
-        take("batch_rows", "COLLECTOR_BATCH_ROWS")
-        take("batch_max_age_s", "COLLECTOR_BATCH_MAX_AGE")
-        take("queue_max_rows", "COLLECTOR_QUEUE_MAX_ROWS")
-        take("ws_top_n_default", "WS_TOP_N_INSTRUMENTS")
-        take("depth_top_n", "DEPTH_TOP_N")
-        take("depth_options_top_n", "DEPTH_OPTIONS_TOP_N")
-        take("ohlcv_catchup_horizon_s", "OHLCV_CATCHUP_HORIZON")
-        take("funding_catchup_horizon_s", "FUNDING_CATCHUP_HORIZON")
-        take("greeks_interval_s", "GREEKS_INTERVAL")
-        take("rest_timeout_s", "REST_TIMEOUT")
-
+        unknown = set(overrides) - set(TABLE_BY_NAME) - {"ws_top_n"}
+        if unknown:
+            raise TypeError(f"Settings.load: no such setting: {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
-        for fname, (var, value) in raw.items():
-            values[fname] = _convert(fname, var, value)
+        for row in TABLE:
+            if overrides.get(row.name) is not None:
+                values[row.name] = row.kind(row.cli_name, overrides[row.name])
+            elif env.get(row.env, "") != "":
+                values[row.name] = row.kind(row.env, env[row.env])
 
+        systemd = SystemdEnv.load(env)
         if "spool_dir" not in values:
-            state = env.get("STATE_DIRECTORY")  # set by systemd's StateDirectory=
-            values["spool_dir"] = Path(state.split(":")[0]) / "spool" if state else Path("spool")
+            values["spool_dir"] = Path(systemd.state_directory) / "spool" if systemd.state_directory else Path("spool")
 
-        currencies = values.get("currencies", cls.currencies)
+        top_row = TABLE_BY_NAME["ws_top_n_default"]
         top: dict[str, int] = {}
-        for cur in currencies:
-            var = f"WS_{cur}_TOP_N_INSTRUMENTS"
+        for cur in values.get("currencies", cls.currencies):
+            var = top_row.env_for(cur)
             if env.get(var, "") != "":
-                top[cur] = _int(var, env[var], minimum=0)
+                top[cur] = top_row.kind(var, env[var])
         for cur, n in (overrides.get("ws_top_n") or {}).items():
-            top[validate_currency(cur)] = _int("--top-n", n, minimum=0)
-        values["ws_top_n"] = top
-        return replace(cls(), **values)
+            top[validate_currency(cur)] = top_row.kind(top_row.cli_name, n)
+
+        settings = replace(cls(), **values, ws_top_n=top, systemd=systemd)
+        if settings.ws_backoff_max_s < settings.ws_backoff_initial_s:   # name the one that was set
+            low, high = format_duration(settings.ws_backoff_initial_s), format_duration(settings.ws_backoff_max_s)
+            if "ws_backoff_max_s" in values:
+                raise ConfigError("WS_BACKOFF_MAX", high, f"at least WS_BACKOFF_INITIAL ({low})")
+            raise ConfigError("WS_BACKOFF_INITIAL", low, f"at most WS_BACKOFF_MAX ({high})")
+        return settings
 
 
-def _int(var: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
-    allowed = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-    try:
-        n = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(var, value, allowed) from None
-    if n < minimum or (maximum is not None and n > maximum):
-        raise ConfigError(var, value, allowed)
-    return n
+TABLE: tuple[Setting, ...] = rows(Settings)
+TABLE_BY_NAME: dict[str, Setting] = {row.name: row for row in TABLE}
 
 
-def _duration(var: str, value: Any, minimum: float = 0.0) -> float:
-    allowed = "a duration like 250ms, 30s, 5m, 8h, 7d (or seconds)" + (f", at least {minimum:g}s" if minimum else "")
-    try:
-        secs = value if isinstance(value, (int, float)) else parse_duration(value)
-    except ValueError:
-        raise ConfigError(var, value, allowed) from None
-    if secs < minimum or secs != secs:
-        raise ConfigError(var, value, allowed)
-    return float(secs)
+def setting_from(env: Mapping[str, str], name: str) -> Any:
+    """One setting from ``env``, validated, or its default when unset: for a program that needs one value
+    and hands the rest of the environment on (``bin/run``: ``PG_BINDIR``)."""
+    row = TABLE_BY_NAME[name]
+    raw = env.get(row.env, "")
+    return row.kind(row.env, raw) if raw != "" else row.default
 
 
-def _url(var: str, value: Any, schemes: tuple[str, ...]) -> str:
-    s = str(value).strip()
-    scheme = s.split("://", 1)[0].lower() if "://" in s else ""
-    if scheme not in schemes or len(s) <= len(scheme) + 3:
-        raise ConfigError(var, _redact(s), "a URL starting with " + " or ".join(f"{x}://" for x in schemes))
-    return s
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["--markdown"]:
+        print("usage: python -m collector.config --markdown   (prints the README's configuration table)",
+              file=sys.stderr)
+        return 2
+    print(markdown(TABLE))
+    return 0
 
 
-def _redact(url: str) -> str:
-    """Hide a password in a URL before it appears in a message."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
-def _convert(fname: str, var: str, value: Any) -> Any:
-    if fname == "database_url":
-        s = str(value).strip()
-        if not (s.startswith(("postgresql://", "postgres://")) or "=" in s):
-            raise ConfigError(var, _redact(s), "a PostgreSQL URL (postgresql://user@host:port/dbname) or a libpq 'key=value' string")
-        return s
-    if fname == "ws_url":
-        return _url(var, value, ("ws", "wss"))
-    if fname == "rest_url":
-        return _url(var, value, ("http", "https")).rstrip("/")
-    if fname == "currencies":
-        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-        out: list[str] = []
-        for item in items:
-            if not str(item).strip():
-                raise ConfigError(var, value, "a comma-separated list of currencies, e.g. BTC,ETH,SOL")
-            try:
-                cur = validate_currency(item, var)
-            except ConfigError:
-                raise ConfigError(var, value, f"{str(item).strip()!r} is not a currency: use 1-16 letters or digits "
-                                  "per item, comma-separated, e.g. BTC,ETH,SOL") from None
-            if cur not in out:
-                out.append(cur)
-        if not out:
-            raise ConfigError(var, value, "at least one currency, e.g. BTC,ETH")
-        return tuple(out)
-    if fname == "log_level":
-        s = str(value).strip().upper()
-        if s not in _LOG_LEVELS:
-            raise ConfigError(var, value, "one of " + ", ".join(_LOG_LEVELS))
-        return s
-    if fname == "spool_dir":
-        s = str(value).strip()
-        if not s or "\x00" in s:
-            raise ConfigError(var, value, "a directory path")
-        return Path(s)
-    if fname == "spool_max_bytes":
-        try:
-            n = value if isinstance(value, int) else parse_size(value)
-        except ValueError:
-            raise ConfigError(var, value, "a size like 512MiB, 2GiB or bytes (at least 1MiB)") from None
-        if n < 1024**2:
-            raise ConfigError(var, value, "a size like 512MiB, 2GiB or bytes (at least 1MiB)")
-        return n
-    if fname == "batch_rows":
-        return _int(var, value, minimum=1, maximum=1_000_000)
-    if fname == "queue_max_rows":
-        return _int(var, value, minimum=1, maximum=100_000_000)
-    if fname in ("ws_top_n_default", "depth_options_top_n"):
-        return _int(var, value, minimum=0)
-    if fname == "depth_top_n":
-        return _int(var, value, minimum=1, maximum=10_000)
-    if fname == "batch_max_age_s":
-        return _duration(var, value, minimum=0.001)
-    if fname in ("ohlcv_catchup_horizon_s", "funding_catchup_horizon_s", "greeks_interval_s"):
-        return _duration(var, value, minimum=60.0)
-    if fname == "rest_timeout_s":
-        return _duration(var, value, minimum=0.1)
-    raise AssertionError(fname)  # pragma: no cover
+if __name__ == "__main__":
+    sys.exit(main())

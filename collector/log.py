@@ -2,7 +2,7 @@
 
 Use ``log.info("event_name", extra={...})``: the message *is* the event name; details go in ``extra``.
 A condition that repeats (a malformed frame, a failing flush) is logged once and then counted by the
-caller (see :class:`Once`).
+caller.
 """
 
 from __future__ import annotations
@@ -40,14 +40,10 @@ def setup(level: str = "INFO", stream=None) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-class Once:
-    """Log a repeated condition the first time only, and count every occurrence."""
+_stream_log = logging.getLogger("collector.stream")
 
-    def __init__(self, logger: logging.Logger, event: str, level: int = logging.WARNING) -> None:
-        self.logger, self.event, self.level = logger, event, level
-        self.count = 0
 
-    def __call__(self, **extra) -> None:
-        self.count += 1
-        if self.count == 1:
-            self.logger.log(self.level, self.event, extra={**extra, "first": True})
+def bad_message(reason: str, where: str = "") -> None:
+    """The first message of a kind a stream could not use (the Pipeline counts the rest)."""
+    _stream_log.warning("bad_message", extra={"reason": reason[:300], "channel": where[:200],
+                                              "action": "skipped; counted, logged once per reason"})

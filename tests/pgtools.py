@@ -59,6 +59,7 @@ def engine_server(plain: str, tsdb: str):
 
     return server
 
+
 _db_names = itertools.count(1)
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import ConfigError, Settings, parse_duration, parse_size, validate_currency
+from collector.config import (
+    TABLE, ConfigError, Settings, SystemdEnv, parse_duration, parse_size, setting_from, validate_currency,
+)
+from collector.config_table import markdown
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_are_deribit_mainnet_and_btc_eth():
@@ -98,3 +103,179 @@ def test_help_reads_well():
     assert p.returncode == 0
     for word in ("db", "sim", "DATABASE_URL"):
         assert word in p.stdout
+
+
+# -- the table: every setting has a default, takes a good value and refuses a bad one by name -----------
+
+# variable -> (a good raw value, what Settings holds for it)
+GOOD = {
+    "DATABASE_URL": ("postgresql://u@h:5/db", "postgresql://u@h:5/db"),
+    "DERIBIT_WS_URL": ("ws://127.0.0.1:9/ws/api/v2", "ws://127.0.0.1:9/ws/api/v2"),
+    "DERIBIT_REST_URL": ("http://127.0.0.1:9/api/v2/", "http://127.0.0.1:9/api/v2"),
+    "COLLECTOR_CURRENCIES": ("sol,BTC,sol", ("SOL", "BTC")),
+    "COLLECTOR_LOG_LEVEL": ("debug", "DEBUG"),
+    "COLLECTOR_SPOOL_DIR": ("/var/tmp/s", Path("/var/tmp/s")),
+    "COLLECTOR_SPOOL_MAX_BYTES": ("3GiB", 3 * 1024**3),
+    "COLLECTOR_BATCH_ROWS": ("100", 100),
+    "COLLECTOR_BATCH_MAX_AGE": ("250ms", 0.25),
+    "COLLECTOR_QUEUE_MAX_ROWS": ("1000", 1000),
+    "WS_TOP_N_INSTRUMENTS": ("0", 0),
+    "WS_HEARTBEAT": ("30s", 30),
+    "WS_PROGRESS_WINDOW": ("2m", 120.0),
+    "WS_RECONCILE_EVERY": ("1m", 60.0),
+    "WS_RERANK_EVERY": ("1h", 3600.0),
+    "WS_STATUS_EVERY": ("500ms", 0.5),
+    "WS_BOOK_SNAPSHOT_EVERY": ("10s", 10.0),
+    "WS_PERPETUAL_BOOK": ("no", False),
+    "WS_BACKFILL_HORIZON": ("6h", 21600.0),
+    "WS_STARTUP_REPLAY": ("0", 0.0),
+    "WS_BACKOFF_INITIAL": ("100ms", 0.1),
+    "WS_BACKOFF_MAX": ("2m", 120.0),
+    "WS_STOP_TIMEOUT": ("3s", 3.0),
+    "DEPTH_TOP_N": ("5", 5),
+    "DEPTH_OPTIONS_TOP_N": ("30", 30),
+    "OHLCV_CATCHUP_HORIZON": ("1d", 86400.0),
+    "FUNDING_CATCHUP_HORIZON": ("90d", 90 * 86400.0),
+    "GREEKS_INTERVAL": ("15m", 900.0),
+    "REST_TIMEOUT": ("2.5", 2.5),
+    "PG_BINDIR": ("/usr/lib/postgresql/16/bin", Path("/usr/lib/postgresql/16/bin")),
+}
+# variable -> a bad raw value
+BAD = {
+    "DATABASE_URL": "mysql://x", "DERIBIT_WS_URL": "https://x/ws", "DERIBIT_REST_URL": "wss://x",
+    "COLLECTOR_CURRENCIES": "BTC,ET-H", "COLLECTOR_LOG_LEVEL": "TRACE", "COLLECTOR_SPOOL_DIR": " ",
+    "COLLECTOR_SPOOL_MAX_BYTES": "1KiB", "COLLECTOR_BATCH_ROWS": "2000000", "COLLECTOR_BATCH_MAX_AGE": "0",
+    "COLLECTOR_QUEUE_MAX_ROWS": "-5", "WS_TOP_N_INSTRUMENTS": "-1", "WS_HEARTBEAT": "5s",
+    "WS_PROGRESS_WINDOW": "a while", "WS_RECONCILE_EVERY": "100ms", "WS_RERANK_EVERY": "0",
+    "WS_STATUS_EVERY": "1ms", "WS_BOOK_SNAPSHOT_EVERY": "x", "WS_PERPETUAL_BOOK": "maybe",
+    "WS_BACKFILL_HORIZON": "-1h", "WS_STARTUP_REPLAY": "soon", "WS_BACKOFF_INITIAL": "1ms",
+    "WS_BACKOFF_MAX": "0", "WS_STOP_TIMEOUT": "forever", "DEPTH_TOP_N": "10001", "DEPTH_OPTIONS_TOP_N": "x",
+    "OHLCV_CATCHUP_HORIZON": "30s", "FUNDING_CATCHUP_HORIZON": "1", "GREEKS_INTERVAL": "59s",
+    "REST_TIMEOUT": "0", "PG_BINDIR": "\x00",
+}
+ROWS = {row.env: row for row in TABLE}
+
+
+def test_every_setting_has_a_good_and_a_bad_example():
+    assert set(GOOD) == set(ROWS) == set(BAD)
+
+
+@pytest.mark.parametrize("var", sorted(ROWS))
+def test_default(var):
+    row = ROWS[var]
+    assert getattr(Settings.load(env={}), row.name) == row.default
+    assert setting_from({}, row.name) == row.default
+
+
+@pytest.mark.parametrize("var", sorted(ROWS))
+def test_good_value(var):
+    raw, expected = GOOD[var]
+    s = Settings.load(env={var: raw})
+    assert getattr(s, ROWS[var].name) == expected
+    assert setting_from({var: raw}, ROWS[var].name) == expected
+
+
+@pytest.mark.parametrize("var", sorted(ROWS))
+def test_bad_value_names_the_variable_and_what_is_allowed(var):
+    with pytest.raises(ConfigError) as err:
+        Settings.load(env={var: BAD[var]})
+    msg = str(err.value)
+    assert err.value.name == var and var in msg and "\n" not in msg
+    assert err.value.allowed and msg.endswith(err.value.allowed)
+
+
+def test_an_option_wins_and_a_bad_one_is_named_by_its_flag():
+    assert Settings.load(env={"DEPTH_TOP_N": "7"}, depth_top_n=9).depth_top_n == 9
+    with pytest.raises(ConfigError) as err:
+        Settings.load(env={}, depth_top_n=0)
+    assert err.value.name == "--top-n"
+    with pytest.raises(TypeError):
+        Settings.load(env={}, depth_top=3)   # not a setting: a programming error, not a user's
+
+
+def test_per_currency_top_n():
+    env = {"COLLECTOR_CURRENCIES": "BTC,SOL", "WS_TOP_N_INSTRUMENTS": "10", "WS_SOL_TOP_N_INSTRUMENTS": "0",
+           "WS_XRP_TOP_N_INSTRUMENTS": "junk"}   # not a configured currency: not read
+    s = Settings.load(env=env)
+    assert s.top_n("SOL") == 0 and s.top_n("BTC") == 10
+    assert Settings.load(env=env, ws_top_n={"sol": 3}).top_n("SOL") == 3
+    with pytest.raises(ConfigError) as err:
+        Settings.load(env={**env, "WS_SOL_TOP_N_INSTRUMENTS": "-2"})
+    assert err.value.name == "WS_SOL_TOP_N_INSTRUMENTS"
+
+
+def test_ws_options_are_the_stream_knobs():
+    from collector.jobs.ws import WsOptions
+
+    assert WsOptions(**Settings.load(env={}).ws_options()) == WsOptions()   # the table's defaults are the stream's
+    env = {var: GOOD[var][0] for var in ROWS if var.startswith("WS_") and ROWS[var].group == "ws"}
+    opts = WsOptions(**Settings.load(env=env).ws_options())
+    for var in env:
+        assert getattr(opts, ROWS[var].name.removeprefix("ws_")) == GOOD[var][1], var
+
+
+def test_backoff_max_below_initial_is_refused():
+    with pytest.raises(ConfigError) as err:
+        Settings.load(env={"WS_BACKOFF_INITIAL": "10s", "WS_BACKOFF_MAX": "5s"})
+    assert err.value.name == "WS_BACKOFF_MAX" and "WS_BACKOFF_INITIAL" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        Settings.load(env={"WS_BACKOFF_INITIAL": "2m"})       # above the default maximum (1m)
+    assert err.value.name == "WS_BACKOFF_INITIAL" and "WS_BACKOFF_MAX (1m)" in str(err.value)
+
+
+def test_systemd_environment_is_read_here_and_never_an_error():
+    s = Settings.load(env={"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "12",
+                           "STATE_DIRECTORY": "/var/lib/a:/var/lib/b"})
+    assert s.systemd == SystemdEnv("@x", 3_000_000, "12", "/var/lib/a")
+    assert s.spool_dir == Path("/var/lib/a/spool")
+    for usec in ("", "0", "-1", "1e6", "soon"):
+        assert SystemdEnv.load({"WATCHDOG_USEC": usec}).watchdog_usec is None
+
+
+def test_cli_offers_the_table_options_where_it_says():
+    from collector.cli import main
+
+    for row in TABLE:
+        for command in row.commands:
+            cmd = main if command == "" else main.commands[command]
+            params = {p.name: p for p in cmd.params}
+            assert row.name in params and row.option in params[row.name].opts, (row.env, command)
+    assert [o for p in main.commands["depth"].params for o in p.opts] == [
+        "--rest-url", "--top-n", "--options-top-n"]
+    assert [o for p in main.commands["ws"].params for o in p.opts] == [
+        "--currency", "--ws-url", "--rest-url", "--top-n", "--archive"]
+
+
+def test_readme_table_is_the_generated_one():
+    section = (ROOT / "README.md").read_text().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    assert table == markdown(TABLE), "regenerate it: python -m collector.config --markdown"
+
+
+def test_markdown_command_prints_the_table():
+    p = subprocess.run([sys.executable, "-m", "collector.config", "--markdown"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0 and p.stdout == markdown(TABLE) + "\n"
+
+
+def test_only_config_reads_the_environment():
+    readers = [f"{path.relative_to(ROOT)}:{n}" for path in (ROOT / "collector").rglob("*.py")
+               if path.name != "config.py" or path.parent.name != "collector"
+               for n, line in enumerate(path.read_text().splitlines(), 1)
+               if "os.environ" in line or "getenv" in line]
+    assert readers == []
+
+
+@pytest.mark.parametrize("args,name", [
+    (["--log-level", "LOUD", "db", "status"], "--log-level"),
+    (["depth", "--top-n", "0"], "--top-n"),
+    (["ws", "--currency", "BTC", "--top-n", "-1"], "--top-n"),
+    (["run-all", "--ws-url", "http://x"], "--ws-url"),
+])
+def test_a_bad_option_exits_2_naming_it(args, name, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}
+    p = subprocess.run([sys.executable, "-m", "collector.cli", *args], env=env, capture_output=True, text=True,
+                       cwd=tmp_path, timeout=30)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"invalid {name}=" in lines[0], p.stderr

@@ -1,4 +1,8 @@
-"""Field conversion rules shared by the parsers. Pure; see :mod:`collector.deribit.parse` for the rules."""
+"""Field conversion rules shared by the parsers. Pure; see :mod:`collector.deribit.parse` for the rules.
+
+The home of the time conversions both ways: :func:`ms_to_datetime` (a message's ms epoch -> aware UTC
+datetime) and :func:`datetime_to_ms` (a datetime -> the ms epoch a request takes, or a resume point).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ from typing import Any, Mapping
 from collector.deribit.frames import ParseError
 
 __all__ = [
-    "ParseError", "bad_number", "ms_to_datetime", "num", "req", "text", "instrument_of", "ts", "delivery",
-    "currency_of", "currency_of_index", "sides", "iv",
+    "ParseError", "bad_number", "ms_to_datetime", "datetime_to_ms", "num", "req", "text", "instrument_of", "ts",
+    "delivery", "currency_of", "currency_of_index", "sides", "iv",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _td = timedelta
+_MS = timedelta(milliseconds=1)
 
 
 def bad_number(field: str, value: Any) -> ParseError:
@@ -35,6 +40,11 @@ def ms_to_datetime(ms: Any, field: str = "timestamp") -> datetime:
         raise ParseError(f"{field}: out of range: {ms}") from None
 
 
+def datetime_to_ms(t: datetime) -> int:
+    """Aware datetime -> milliseconds since the epoch, rounded down (exact: no float on the way)."""
+    return (t - _EPOCH) // _MS
+
+
 def num(d: Mapping[str, Any], field: str) -> float | None:
     """Optional number: missing/null -> None."""
     v = d.get(field)
@@ -50,7 +60,7 @@ def num(d: Mapping[str, Any], field: str) -> float | None:
 
 def req(d: Mapping[str, Any], field: str) -> float:
     """Required number."""
-    v = d.get(field)
+    v: Any = d.get(field)
     t = type(v)
     if t is float:
         return v

@@ -22,13 +22,15 @@ from typing import Any
 import msgspec
 import orjson
 
+from collector.errors import CollectorError
+
 __all__ = [
     "ParseError", "DecodeError", "RpcError", "Notification", "Response", "Heartbeat", "Unknown",
     "Frame", "decode", "classify", "split_notification",
 ]
 
 
-class ParseError(ValueError):
+class ParseError(CollectorError, ValueError):
     """A message (or one item of it) lacks a required field or has a field of the wrong type.
 
     Raised by the parsers instead of a bare KeyError/TypeError; ``str(err)`` names the field. The caller

@@ -51,7 +51,7 @@ def quote_from_ticker(data: Any) -> OptionQuote:
     """``ticker.{instrument}.{interval}`` data (or a ``public/ticker`` result) -> OptionQuote."""
     name = instrument_of(data)
     bid_p, bid_a, ask_p, ask_a = sides(data, "best_bid_price", "best_bid_amount", "best_ask_price",
-                                        "best_ask_amount")
+                                       "best_ask_amount")
     g = data.get("greeks")
     if g is not None and type(g) is not dict:
         raise ParseError("greeks: not an object")
@@ -148,7 +148,7 @@ def quote_from_quote(data: Any) -> OptionQuote:
     """``quote.{instrument}`` data -> OptionQuote (best bid/ask only; the rest None)."""
     name = instrument_of(data)
     bid_p, bid_a, ask_p, ask_a = sides(data, "best_bid_price", "best_bid_amount", "best_ask_price",
-                                        "best_ask_amount")
+                                       "best_ask_amount")
     return OptionQuote(ts(data), name, currency_of(name), bid_p, bid_a, ask_p, ask_a)
 
 
@@ -223,7 +223,7 @@ def greeks_from_ticker(data: Any) -> Greeks:
     if type(g) is not dict:
         raise ParseError("greeks: missing or not an object")
     bid_p, bid_a, ask_p, ask_a = sides(data, "best_bid_price", "best_bid_amount", "best_ask_price",
-                                        "best_ask_amount")
+                                       "best_ask_amount")
     return Greeks(
         ts(data), name, currency_of(name),
         num(g, "delta"), num(g, "gamma"), num(g, "vega"), num(g, "theta"), num(g, "rho"),

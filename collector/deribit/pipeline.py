@@ -13,12 +13,13 @@ same rows from the same frames. No I/O and no awaiting here: the parsing is the 
   ``book_snapshot_every_s`` of exchange time;
 * instrument states: ``on_state``.
 
-Bad messages never raise out of :meth:`Pipeline.handle`: they are counted by reason and logged once.
+Bad messages never raise out of :meth:`Pipeline.handle`: they are counted by reason, and the first of
+each reason is handed to ``on_bad`` (the job logs it). No I/O, no logging, no clock: exchange
+timestamps only.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -27,12 +28,12 @@ from msgspec import Raw
 
 from collector.deribit import parse
 from collector.deribit.frames import ParseError
+from collector.deribit.instruments import is_option
 from collector.deribit.sequence import BookChain, BookStatus, BookStep, TradeGap, TradeSequence
 from collector.records import BookDepth, OptionBookDepth, Record
 
-log = logging.getLogger(__name__)
-
 Sink = Callable[[Record], None]
+MAX_REASONS = 1000  # distinct bad-message reasons remembered (and reported once each)
 
 
 class _Book:
@@ -63,7 +64,8 @@ class Pipeline:
                  book_snapshot_every_s: float = 60.0,
                  on_trade_gap: Callable[[TradeGap, datetime | None, datetime], None] | None = None,
                  on_book_break: Callable[[str, BookStep], None] | None = None,
-                 on_state: Callable[[parse.InstrumentState], None] | None = None) -> None:
+                 on_state: Callable[[parse.InstrumentState], None] | None = None,
+                 on_bad: Callable[[str, str], None] | None = None) -> None:
         self.currency = currency
         self.sink = sink
         self.depth_levels = depth_levels
@@ -71,14 +73,15 @@ class Pipeline:
         self.on_trade_gap = on_trade_gap
         self.on_book_break = on_book_break
         self.on_state = on_state
-        self.seq = TradeSequence()
-        self.chain = BookChain()
+        self.on_bad = on_bad
+        self._seq = TradeSequence()
+        self._chain = BookChain()
         self._books: dict[str, _Book] = {}
         self._last_quote: dict[str, tuple] = {}
         self._last_trade_at: dict[str, datetime] = {}
         self.counts: Counter = Counter()      # notifications, quotes, quotes_unchanged, trades, ...
         self.bad: Counter = Counter()         # bad messages by reason
-        self._logged: set[str] = set()
+        self._reported: set[str] = set()
 
     # -- entry point -----------------------------------------------------------------------------
 
@@ -117,17 +120,17 @@ class Pipeline:
             self.bad_message(f"{head}: {type(err).__name__}: {err}", channel)
 
     def bad_message(self, reason: str, where: str = "") -> None:
-        """Count a bad message by reason; log each reason once."""
+        """Count a bad message by reason; the first of each reason goes to ``on_bad``."""
         self.bad[reason] += 1
-        if reason not in self._logged and len(self._logged) < 1000:
-            self._logged.add(reason)
-            log.warning("bad_message", extra={"reason": reason[:300], "channel": where[:200],
-                                              "action": "skipped; counted, logged once per reason"})
+        if reason not in self._reported and len(self._reported) < MAX_REASONS:
+            self._reported.add(reason)
+            if self.on_bad is not None:
+                self.on_bad(reason, where)
 
     # -- quotes ----------------------------------------------------------------------------------
 
     def _quote(self, q) -> None:
-        if q.instrument.count("-") != 3:   # only options have a quote table
+        if not is_option(q.instrument):   # only options have a quote table
             self.counts["ticker_not_option"] += 1
             return
         key = (q.best_bid_price, q.best_bid_amount, q.best_ask_price, q.best_ask_amount)
@@ -145,9 +148,9 @@ class Pipeline:
         rows = parse.trades(data, errors)
         for err in errors:
             self.bad_message(f"trades: {err}", "trades")
-        feed = self.seq.feed
+        feed = self._seq.feed
         for t in rows:
-            if t.instrument.count("-") != 3:
+            if not is_option(t.instrument):
                 self.counts["trade_not_option"] += 1
                 continue
             r = feed(t.instrument, t.trade_seq)
@@ -167,14 +170,22 @@ class Pipeline:
     def seed_trades(self, last_seqs: dict[str, int]) -> None:
         """Baselines from the database, so a restart sees (and backfills) what it missed."""
         for inst, seq in last_seqs.items():
-            self.seq.seed(inst, seq)
+            self._seq.seed(inst, seq)
+
+    def advance_trades(self, instrument: str, seqs: list[int]) -> int | None:
+        """Trades fetched over REST (a backfill): the baseline moves over the contiguous run only."""
+        return self._seq.advance(instrument, seqs)
+
+    def last_trade_seq(self, instrument: str) -> int | None:
+        return self._seq.last(instrument)
 
     # -- books -----------------------------------------------------------------------------------
 
     def _book(self, channel: str, data: Any) -> None:
-        step = self.chain.feed(data)
+        step = self._chain.feed(data)
         inst = step.instrument
         status = step.status
+        book: _Book | None
         if status == BookStatus.SNAPSHOT:
             book = self._books[inst] = _Book()
         elif status == BookStatus.OK:
@@ -203,20 +214,20 @@ class Pipeline:
         n = self.depth_levels
         bids = sorted(book.bids.items(), key=lambda kv: -kv[0])[:n]
         asks = sorted(book.asks.items())[:n]
-        cls = OptionBookDepth if inst.count("-") == 3 else BookDepth
+        cls = OptionBookDepth if is_option(inst) else BookDepth
         return cls(ts, inst, parse.currency_of(inst), book.change_id, n,
                    [p for p, _ in bids], [a for _, a in bids], [p for p, _ in asks], [a for _, a in asks],
                    bids[0][0] if bids else None, asks[0][0] if asks else None)
 
     def reset_books(self) -> None:
         """A new connection: every book starts again from its snapshot."""
-        self.chain.reset_all()
+        self._chain.reset_all()
         self._books.clear()
 
     def forget(self, instrument: str) -> None:
         """An expired instrument: drop its state."""
-        self.seq.forget(instrument)
-        self.chain.reset(instrument)
+        self._seq.forget(instrument)
+        self._chain.reset(instrument)
         self._books.pop(instrument, None)
         self._last_quote.pop(instrument, None)
         self._last_trade_at.pop(instrument, None)

@@ -7,6 +7,9 @@ public limit), :meth:`CreditBucket.drain` empties the pool and pauses everyone, 
 as a whole instead of each thread hammering on.
 
 Clock and sleep are injectable so tests never depend on the wall clock.
+
+:func:`is_rate_limited` is the one place that says which answers mean "too many requests" (API.md §3,
+§8): the REST client maps them to ``RateLimited`` and the WebSocket session reconnects later on them.
 """
 
 from __future__ import annotations
@@ -15,12 +18,21 @@ import threading
 import time
 from typing import Callable
 
-__all__ = ["CreditBucket", "shared_bucket", "DEFAULT_COST", "DEFAULT_CAPACITY", "DEFAULT_REFILL_PER_S"]
+__all__ = ["CreditBucket", "shared_bucket", "DEFAULT_COST", "DEFAULT_CAPACITY", "DEFAULT_REFILL_PER_S",
+           "RATE_LIMIT_CODES", "RATE_LIMIT_HTTP_STATUS", "is_rate_limited"]
 
 DEFAULT_COST = 500
 DEFAULT_CAPACITY = 50_000
 DEFAULT_REFILL_PER_S = 10_000
 _EPSILON = 1e-6  # credits
+
+RATE_LIMIT_CODES = frozenset({10028, 10066})  # too_many_requests, too_many_concurrent_requests
+RATE_LIMIT_HTTP_STATUS = 429                  # more than 32 connections from one IP
+
+
+def is_rate_limited(code: int | None = None, http_status: int | None = None) -> bool:
+    """True when a JSON-RPC error ``code`` (REST or WebSocket) or an HTTP status says "too many requests"."""
+    return code in RATE_LIMIT_CODES or http_status == RATE_LIMIT_HTTP_STATUS
 
 
 class CreditBucket:

@@ -1,6 +1,7 @@
 """The Deribit REST client used by every timer job: ``GET {base}/public/{method}?params`` -> ``result``.
 
-Exception tree (all carry ``method``, ``code``, ``message``, ``data``, ``http_status``)::
+Exception tree (all carry ``method``, ``code``, ``message``, ``data``, ``http_status``), under
+:class:`~collector.errors.CollectorError`::
 
     DeribitError
     ├── TransportError        network failure or timeout                      (retryable)
@@ -11,11 +12,14 @@ Exception tree (all carry ``method``, ``code``, ``message``, ``data``, ``http_st
         └── InvalidParams     -32602 / -32000; ``reason`` and ``param`` from ``error.data``
             └── InstrumentNotFound  reason "instrument not found", or 13020 / 10020
 
-:func:`is_retryable` is the one place that decides what is retried. Retries use capped exponential
-backoff with full jitter, at most ``max_attempts`` tries per call. Every request first takes credits
-from the shared :class:`~collector.deribit.ratelimit.CreditBucket`.
+:func:`is_retryable` is the one place that decides what is retried; which codes are a rate limit is
+:func:`~collector.deribit.ratelimit.is_rate_limited`'s to say. Retries use capped exponential backoff
+with full jitter (:func:`collector.backoff.full_jitter`), at most ``max_attempts`` tries per call.
+Every request first takes credits from the shared :class:`~collector.deribit.ratelimit.CreditBucket`.
 
-Nothing is logged per request at INFO; URLs (which could carry credentials) and params are never logged.
+Every public method the collector calls has a typed helper below (timestamps: int ms or aware datetime);
+paging through trades is :mod:`collector.deribit.paging`'s. Nothing is logged per request at INFO; URLs
+(which could carry credentials) and params are never logged.
 A ``requests.Session`` is not guaranteed thread-safe: use one client per thread (they share the bucket).
 """
 
@@ -25,12 +29,15 @@ import logging
 import random
 import time
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping, Union
 
 import orjson
 import requests
 
-from collector.deribit.ratelimit import CreditBucket, shared_bucket
+from collector.backoff import full_jitter
+from collector.deribit.fields import datetime_to_ms
+from collector.deribit.ratelimit import CreditBucket, is_rate_limited, shared_bucket
+from collector.errors import CollectorError
 
 __all__ = [
     "DeribitError", "TransportError", "BadResponse", "ApiError", "RateLimited", "ServerError",
@@ -39,8 +46,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+Kind = Literal["future", "option", "spot", "future_combo", "option_combo"]   # a perpetual is a future
+TradeKind = Literal["future", "option", "spot", "future_combo", "option_combo", "combo", "any"]
+Sorting = Literal["asc", "desc", "default"]
+Ms = Union[int, datetime]   # ms since the epoch, or an aware datetime
 
-class DeribitError(Exception):
+
+class DeribitError(CollectorError):
     def __init__(self, message: str, *, method: str = "", code: int | None = None, data: Any = None,
                  http_status: int | None = None) -> None:
         super().__init__(f"{method}: {message}" + (f" (code {code})" if code is not None else ""))
@@ -87,7 +99,6 @@ class InstrumentNotFound(InvalidParams):
     """The instrument does not exist (any more): expired or a typo."""
 
 
-RATE_LIMIT_CODES = frozenset({10028, 10066})
 SERVER_CODES = frozenset({10040, 10041, 11051, 11094, 13028, 13503, 13888})
 INVALID_PARAM_CODES = frozenset({-32602, -32000})
 NOT_FOUND_CODES = frozenset({13020, 10020})
@@ -105,7 +116,7 @@ def error_from_body(method: str, error: Any, http_status: int | None) -> ApiErro
         return ApiError(f"malformed error object {error!r:.200}", method=method, http_status=http_status)
     code, message, data = error["code"], str(error.get("message", "")), error.get("data")
     kw = dict(method=method, code=code, data=data, http_status=http_status)
-    if code in RATE_LIMIT_CODES:
+    if is_rate_limited(code):
         return RateLimited(message, **kw)
     if code in SERVER_CODES:
         return ServerError(message, **kw)
@@ -123,7 +134,7 @@ def _param(v: Any) -> Any:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, datetime):
-        return int(v.timestamp() * 1000)
+        return datetime_to_ms(v)
     return v
 
 
@@ -173,7 +184,7 @@ class RestClient:
 
     def backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)] (attempt counts from 0)."""
-        return self._rng.uniform(0.0, min(self.backoff_cap_s, self.backoff_base_s * (2 ** attempt)))
+        return full_jitter(attempt, self.backoff_base_s, self.backoff_cap_s, rng=self._rng)
 
     def call(self, method: str, **params: Any) -> Any:
         """Call ``method`` (e.g. ``"public/ticker"``) with retries; returns ``result`` or raises DeribitError."""
@@ -210,8 +221,8 @@ class RestClient:
             msg = None
         if isinstance(msg, dict) and "error" in msg:
             raise error_from_body(method, msg["error"], status)
-        if status == 429:
-            raise RateLimited("HTTP 429", method=method, http_status=status)
+        if is_rate_limited(http_status=status):
+            raise RateLimited(f"HTTP {status}", method=method, http_status=status)
         if status >= 500:
             raise ServerError(f"HTTP {status}", method=method, http_status=status)
         if not isinstance(msg, dict):
@@ -222,21 +233,19 @@ class RestClient:
             raise BadResponse("response has neither result nor error", method=method, http_status=status)
         return msg["result"]
 
-    # -- typed helpers (timestamps: int ms or aware datetime) -------------------------------------
+    # -- typed helpers: one per public method the collector calls ---------------------------------
 
-    def get_instruments(self, currency: str, kind: str | None = None, expired: bool = False) -> list:
+    def get_time(self) -> int:
+        return self.call("public/get_time")
+
+    def get_instruments(self, currency: str, kind: Kind | None = None, expired: bool = False) -> list:
         return self.call("public/get_instruments", currency=currency, kind=kind, expired=expired)
+
+    def get_book_summary_by_currency(self, currency: str, kind: Kind | None = None) -> list:
+        return self.call("public/get_book_summary_by_currency", currency=currency, kind=kind)
 
     def get_index_price(self, index_name: str) -> dict:
         return self.call("public/get_index_price", index_name=index_name)
-
-    def get_tradingview_chart_data(self, instrument: str, start: int | datetime, end: int | datetime,
-                                   resolution: str | int = "1") -> dict:
-        return self.call("public/get_tradingview_chart_data", instrument_name=instrument,
-                         start_timestamp=start, end_timestamp=end, resolution=str(resolution))
-
-    def get_book_summary_by_currency(self, currency: str, kind: str | None = None) -> list:
-        return self.call("public/get_book_summary_by_currency", currency=currency, kind=kind)
 
     def ticker(self, instrument: str) -> dict:
         return self.call("public/ticker", instrument_name=instrument)
@@ -244,22 +253,28 @@ class RestClient:
     def get_order_book(self, instrument: str, depth: int | None = None) -> dict:
         return self.call("public/get_order_book", instrument_name=instrument, depth=depth)
 
-    def get_funding_rate_history(self, instrument: str, start: int | datetime, end: int | datetime) -> list:
+    def get_tradingview_chart_data(self, instrument: str, start: Ms, end: Ms, resolution: str | int = "1") -> dict:
+        return self.call("public/get_tradingview_chart_data", instrument_name=instrument,
+                         start_timestamp=start, end_timestamp=end, resolution=str(resolution))
+
+    def get_funding_rate_history(self, instrument: str, start: Ms, end: Ms) -> list:
         return self.call("public/get_funding_rate_history", instrument_name=instrument,
                          start_timestamp=start, end_timestamp=end)
 
     def get_last_trades_by_instrument(self, instrument: str, start_seq: int | None = None,
                                       end_seq: int | None = None, count: int | None = None,
-                                      sorting: str | None = None) -> dict:
-        """``{trades: [...], has_more: bool}``; ``count`` 1..1000, ``sorting`` asc|desc|default."""
+                                      sorting: Sorting | None = None) -> dict:
+        """``{trades: [...], has_more: bool}``; ``count`` 1..1000."""
         return self.call("public/get_last_trades_by_instrument", instrument_name=instrument,
                          start_seq=start_seq, end_seq=end_seq, count=count, sorting=sorting)
 
-    def get_last_trades_by_instrument_and_time(self, instrument: str, start: int | datetime,
-                                               end: int | datetime, count: int | None = None,
-                                               sorting: str | None = None) -> dict:
+    def get_last_trades_by_instrument_and_time(self, instrument: str, start: Ms, end: Ms, count: int | None = None,
+                                               sorting: Sorting | None = None) -> dict:
         return self.call("public/get_last_trades_by_instrument_and_time", instrument_name=instrument,
                          start_timestamp=start, end_timestamp=end, count=count, sorting=sorting)
 
-    def get_time(self) -> int:
-        return self.call("public/get_time")
+    def get_last_trades_by_currency_and_time(self, currency: str, start: Ms, end: Ms, kind: TradeKind | None = None,
+                                             count: int | None = None, sorting: Sorting | None = None) -> dict:
+        """``{trades: [...], has_more: bool}`` of every ``kind`` instrument of ``currency``; ``count`` 1..1000."""
+        return self.call("public/get_last_trades_by_currency_and_time", currency=currency, kind=kind,
+                         start_timestamp=start, end_timestamp=end, count=count, sorting=sorting)

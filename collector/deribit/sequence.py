@@ -95,24 +95,6 @@ class TradeSequence:
         self._last[instrument] = seq
         return TradeGap(instrument, last + 1, seq - 1)
 
-    def check(self, trades: Iterable[Any]) -> tuple[list[Any], list[TradeGap], list[TradeDuplicate]]:
-        """Feed records with ``.instrument`` and ``.trade_seq`` in arrival order.
-
-        Returns (the records to keep, i.e. not duplicates; gaps; duplicates). Trades inside one 100 ms
-        batch arrive in seq order per instrument; if not, an older one is reported as a duplicate.
-        """
-        keep, gaps, dups = [], [], []
-        for t in trades:
-            r = self.feed(t.instrument, t.trade_seq)
-            if r is None:
-                keep.append(t)
-            elif type(r) is TradeGap:
-                gaps.append(r)
-                keep.append(t)
-            else:
-                dups.append(r)
-        return keep, gaps, dups
-
 
 class BookStatus:
     OK = "ok"                    # a change that chains onto the previous one

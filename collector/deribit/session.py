@@ -2,14 +2,16 @@
 
 A thin I/O adapter around the pure pieces (:mod:`protocol` builds requests, :mod:`frames` decodes and
 classifies, :mod:`wsframes` reads WebSocket frames; :mod:`wsconn` is the socket: websockets' handshake,
-then every message of a socket read handed over at once). :class:`WsSession` keeps the set of channels the owner *wants*; every (re)connection sends
-``public/hello``, ``public/set_heartbeat`` and subscribes all of them again, in batches within Deribit's
-limits (<= 250 channels and < 32 kB a frame, a few subscribe requests a second), checking every result.
-Every ``test_request`` is answered with ``public/test`` at once, from the reading task.
+then every message of a socket read handed over at once). :class:`WsSession` keeps the set of channels
+the owner *wants*; every (re)connection sends ``public/hello``, ``public/set_heartbeat`` and subscribes
+all of them again, in batches within Deribit's limits (<= 250 channels and < 32 kB a frame, a few
+subscribe requests a second), checking every result. Every ``test_request`` is answered with
+``public/test`` at once, from the reading task.
 
 Failures never end :meth:`WsSession.run`: a refused connection, a close, a silent socket (no frame for
-``3 x heartbeat``: Deribit's heartbeats are the keepalive, no WebSocket pings are sent) or a failed set-up all lead to a reconnect after a capped exponential backoff with full
-jitter. The owner hears about it through callbacks, called from the reading task (keep them short):
+``3 x heartbeat``: Deribit's heartbeats are the keepalive, no WebSocket pings are sent) or a failed
+set-up all lead to a reconnect after a capped exponential backoff with full jitter. The owner hears about
+it through callbacks, called from the reading task (keep them short):
 
 * ``on_notification(channel, data, recv_time)`` -- every subscription notification (the hot path);
   ``data`` is the decoded object, or with ``raw_data=True`` the still-encoded JSON (a ``msgspec.Raw``,
@@ -23,22 +25,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable
 
 import websockets
 
+from collector.backoff import full_jitter
 from collector.deribit import protocol, wsconn
 from collector.deribit.frames import DecodeError, Heartbeat, Response, Unknown, classify, decode, split_notification
+from collector.deribit.ratelimit import is_rate_limited
+from collector.errors import CollectorError
 
-__all__ = ["RpcFailed", "ConnectionLost", "ConnectInfo", "DisconnectInfo", "WsSession", "backoff_delay"]
+__all__ = ["RpcFailed", "ConnectionLost", "ConnectInfo", "DisconnectInfo", "WsSession"]
 
 log = logging.getLogger(__name__)
 
 
-class RpcFailed(Exception):
+class RpcFailed(CollectorError):
     """A request was answered with an error object."""
 
     def __init__(self, method: str, code: int, message: str) -> None:
@@ -46,7 +50,7 @@ class RpcFailed(Exception):
         self.method, self.code, self.message = method, code, message
 
 
-class ConnectionLost(Exception):
+class ConnectionLost(CollectorError):
     """The connection went away before a request was answered."""
 
 
@@ -65,12 +69,6 @@ class DisconnectInfo:
     reason: str
     last_frame_at: float | None  # wall-clock receive time of the last frame of that connection
     at: float                    # when the loss was noticed
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random | None = None) -> float:
-    """Capped exponential backoff with full jitter, never below ``initial / 2``."""
-    cap = min(maximum, initial * (2 ** min(attempt, 30)))
-    return max(initial / 2, (rng or random).uniform(0, cap))
 
 
 @dataclass
@@ -131,6 +129,10 @@ class WsSession:
         for ch in channels:
             self.wanted[ch] = None
 
+    def forget(self, channel: str) -> None:
+        """Stop wanting a channel without sending anything (e.g. one the server refused)."""
+        self.wanted.pop(channel, None)
+
     async def subscribe(self, channels: Iterable[str]) -> list[str]:
         """Want these channels and, when connected, subscribe them now. Returns those refused."""
         new = [c for c in dict.fromkeys(channels)]
@@ -169,14 +171,6 @@ class WsSession:
             self.subscribed.discard(channel)
         await self._subscribe(conn, [channel])
 
-    async def call(self, method: str, params: dict | None = None) -> Any:
-        """One JSON-RPC request on the current connection; raises ConnectionLost when there is none."""
-        conn = self._conn
-        if conn is None:
-            raise ConnectionLost("not connected")
-        rid = conn.ids()
-        return await self._request(conn, protocol.Request(rid, method, protocol.request(rid, method, params)))
-
     def stop(self) -> None:
         self._stop.set()
 
@@ -192,7 +186,7 @@ class WsSession:
                 break
             if time.monotonic() - started > 60:
                 attempt = 0   # the last connection was healthy: start the backoff again
-            delay = backoff_delay(attempt, self.backoff_initial_s, self.backoff_max_s)
+            delay = full_jitter(attempt, self.backoff_initial_s, self.backoff_max_s, floor=self.backoff_initial_s / 2)
             attempt += 1
             log.warning("ws_reconnecting", extra={"reason": reason, "in_s": round(delay, 2), "attempt": attempt})
             try:
@@ -238,8 +232,8 @@ class WsSession:
         finally:
             self._conn = None
             self.subscribed = set()
-            for t in (reader, silence):
-                t.cancel()
+            for task in (reader, silence):
+                task.cancel()
             for _method, fut in conn.pending.values():
                 if not fut.done():
                     fut.set_exception(ConnectionLost(reason))
@@ -284,7 +278,7 @@ class WsSession:
                 except RpcFailed as err:
                     log.error("subscribe_refused", extra={"code": err.code, "error": err.message,
                                                           "channels": len(req.channels), "first": req.channels[0]})
-                    if err.code == 10028:  # the server closes the session: reconnect later
+                    if is_rate_limited(err.code):  # the server closes the session: reconnect later
                         raise
                     refused.extend(req.channels)
                     continue

@@ -4,19 +4,41 @@ The stream's receive path: one :meth:`FrameReader.feed` per socket read turns ev
 into ``(opcode, payload)`` items -- data messages reassembled from fragments, control frames (ping,
 pong, close) as they come -- in one pass, without a generator or a future per frame. Deribit negotiates
 no extension (the session asks for none), so a frame with a reserved bit set, a masked frame (servers
-never mask) or a message over ``max_size`` is a :class:`ProtocolError`. Text payloads stay bytes:
-the JSON decoders validate UTF-8 themselves.
+never mask) or a message over ``max_size`` is a :class:`ProtocolError`, and so is every other RFC 6455
+rule a server's frames can break: a fragmented or > 125-byte control frame, a continuation without a
+message, a reserved opcode (1002), a text message that is not UTF-8 (1007: checked once per whole
+message, ``bytes.isascii()`` first, so the usual ASCII JSON costs ~nothing), a message over the limit
+(1009), a malformed close payload (1002/1007). The error carries the close code to send and the
+messages of the same chunk that came before it (valid, so they are delivered). Text payloads stay bytes.
 """
 
 from __future__ import annotations
 
-__all__ = ["ProtocolError", "FrameReader", "CONT", "TEXT", "BINARY", "CLOSE", "PING", "PONG", "close_reason"]
+from collector.errors import CollectorError
+
+__all__ = ["ProtocolError", "FrameReader", "CONT", "TEXT", "BINARY", "CLOSE", "PING", "PONG", "close_reason",
+           "check_utf8"]
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 
-class ProtocolError(Exception):
-    """The peer broke the WebSocket framing rules; the connection must be failed (close code 1002)."""
+class ProtocolError(CollectorError):
+    """The peer broke the WebSocket framing rules; the connection must be failed with close ``code``
+    (1002 protocol error, 1007 invalid UTF-8, 1009 too big). ``before``: the messages of the same chunk
+    that preceded the bad frame."""
+
+    def __init__(self, message: str, code: int = 1002) -> None:
+        super().__init__(message)
+        self.code = code
+        self.before: list[tuple[int, bytes]] = []
+
+
+def check_utf8(payload: bytes) -> None:
+    """Raise ProtocolError 1007 unless ``payload`` is UTF-8 (callers test ``isascii()`` first: cheaper)."""
+    try:
+        payload.decode()
+    except UnicodeDecodeError as err:
+        raise ProtocolError(f"invalid UTF-8 in a text message: {err.reason} at {err.start}", 1007) from None
 
 
 class FrameReader:
@@ -39,6 +61,13 @@ class FrameReader:
             data = b"".join(self._parts)
             self._parts, self._have, self._need = [], 0, 0
         out: list[tuple[int, bytes]] = []
+        try:
+            return self._frames(data, out)
+        except ProtocolError as err:
+            err.before = out
+            raise
+
+    def _frames(self, data: bytes, out: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         pos, n = 0, len(data)
         while n - pos >= 2:
             b0, b1 = data[pos], data[pos + 1]
@@ -59,7 +88,7 @@ class FrameReader:
                 length = int.from_bytes(data[pos + 2:pos + 10], "big")
                 head = 10
             if length > self.max_size:
-                raise ProtocolError(f"frame of {length} bytes over the limit of {self.max_size}")
+                raise ProtocolError(f"frame of {length} bytes over the limit of {self.max_size}", 1009)
             end = pos + head + length
             if end > n:
                 self._need = end - pos
@@ -72,6 +101,8 @@ class FrameReader:
                 if self._frag_op:
                     raise ProtocolError("a new message inside a fragmented one")
                 if fin:
+                    if opcode == TEXT and not payload.isascii():
+                        check_utf8(payload)
                     out.append((opcode, payload))
                 else:
                     self._frag_op, self._frag, self._frag_size = opcode, [payload], length
@@ -81,9 +112,12 @@ class FrameReader:
                 self._frag.append(payload)
                 self._frag_size += length
                 if self._frag_size > self.max_size:
-                    raise ProtocolError(f"message over the limit of {self.max_size} bytes")
+                    raise ProtocolError(f"message over the limit of {self.max_size} bytes", 1009)
                 if fin:
-                    out.append((self._frag_op, b"".join(self._frag)))
+                    whole = b"".join(self._frag)
+                    if self._frag_op == TEXT and not whole.isascii():
+                        check_utf8(whole)
+                    out.append((self._frag_op, whole))
                     self._frag_op, self._frag, self._frag_size = 0, [], 0
             elif opcode in (CLOSE, PING, PONG):
                 if not fin or length > 125:
@@ -101,7 +135,19 @@ class FrameReader:
 
 
 def close_reason(payload: bytes) -> tuple[int, str]:
-    """A close frame's (code, reason); 1005 when it carries no code."""
-    if len(payload) < 2:
+    """A close frame's (code, reason); 1005 when it carries no code (RFC 6455 §5.5.1, §7.4).
+
+    Raises ProtocolError for a 1-byte payload or a code no endpoint may send (1002), a reason that is
+    not UTF-8 (1007)."""
+    if not payload:
         return 1005, ""
-    return int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8", "replace")
+    if len(payload) == 1:
+        raise ProtocolError("a close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if not (code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
+            or 3000 <= code < 5000):
+        raise ProtocolError(f"a close frame with the invalid code {code}")
+    try:
+        return code, payload[2:].decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("a close reason that is not UTF-8", 1007) from None

@@ -33,8 +33,6 @@ class Archive:
         self._size = 0
         self._hour: str | None = None
         self._flushed_at = time.monotonic()
-        self.frames = 0
-        self.bytes_written = 0
 
     def path_for(self, hour: str) -> Path:
         return self.dir / f"{self.currency}-{hour}.jsonl.gz"
@@ -49,7 +47,6 @@ class Archive:
         line = b'{"recv":%.6f,"msg":%s}\n' % (recv, raw.rstrip(b"\r\n") or b"null")
         self._buf.append(line)
         self._size += len(line)
-        self.frames += 1
         if self._size > (4 << 20) or time.monotonic() - self._flushed_at > self.flush_every_s:
             self.flush()
 
@@ -63,7 +60,6 @@ class Archive:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        self.bytes_written += len(data)
 
     def close(self) -> None:
         self.flush()

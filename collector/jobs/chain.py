@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from collector.deribit.instruments import is_option
 
-def is_option(name: str) -> bool:
-    return name.count("-") == 3
+__all__ = ["rank_options", "live_names"]
 
 
 def rank_options(summaries: Any, top_n: int) -> list[str]:

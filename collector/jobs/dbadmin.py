@@ -122,4 +122,4 @@ def status(settings: Settings, max_age: tuple[str, ...] = (), as_json: bool = Fa
 
 
 def _exists(conn: psycopg.Connection, relation: str) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()[0]
+    return db.one(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)))[0]

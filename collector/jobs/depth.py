@@ -13,8 +13,9 @@ from typing import Any
 
 from collector.config import Settings
 from collector.deribit import parse
+from collector.deribit.instruments import is_perpetual
 from collector.deribit.rest import RestClient
-from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries, is_perpetual
+from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries
 
 JOB = "depth"
 BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)  # the values get_order_book accepts
@@ -29,7 +30,7 @@ def top_by_open_interest(summaries: list[dict], n: int) -> list[str]:
     """Option names, most open interest first (then name); all of them when ``n`` is 0."""
     def oi(s: dict) -> float:
         v = s.get("open_interest")
-        return float(v) if type(v) in (int, float) else 0.0
+        return float(v) if type(v) is int or type(v) is float else 0.0
 
     ranked = sorted(summaries, key=lambda s: (-oi(s), s["instrument_name"]))
     names = [s["instrument_name"] for s in ranked]
@@ -41,8 +42,9 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
     with RestPass(settings, JOB, **pass_kw) as p:
         listing = []
         for cur in settings.currencies:
-            listing += [Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future")),
-                        Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option"))]
+            # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
+            listing += [Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future")),  # type: ignore[misc]
+                        Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option"))]  # type: ignore[misc]
         listed = p.run(listing)
         n = settings.depth_top_n
         now = datetime.now(timezone.utc)
@@ -53,13 +55,13 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
             options = top_by_open_interest(listed.get(f"options {cur}", []), settings.depth_options_top_n)
             perp_gap = Gap("perpetuals_orderbook_depth", now, now, recoverable=False)
             option_gap = Gap(f"{cur.lower()}_option_orderbook_depth", now, now, recoverable=False)
-            tasks += [Task(name, _snapshot(p, name, n, option=False), perp_gap) for name in perps]
-            tasks += [Task(name, _snapshot(p, name, n, option=True), option_gap) for name in options]
+            tasks += [Task(name, snapshot_task(p, name, n, option=False), perp_gap) for name in perps]
+            tasks += [Task(name, snapshot_task(p, name, n, option=True), option_gap) for name in options]
         p.run(tasks)
     return p.outcome
 
 
-def _snapshot(p: RestPass, name: str, n: int, option: bool):
+def snapshot_task(p: RestPass, name: str, n: int, option: bool):
     def fetch(c: RestClient) -> None:
         p.add([parse.book_depth(c.get_order_book(name, request_depth(n)), n, option=option)])
 

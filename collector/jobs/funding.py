@@ -11,10 +11,10 @@ from typing import Any
 
 from collector.config import Settings
 from collector.deribit import parse
+from collector.deribit.fields import datetime_to_ms, ms_to_datetime
+from collector.deribit.instruments import is_perpetual
 from collector.deribit.rest import RestClient
-from collector.jobs.restjob import (
-    Gap, Outcome, RestPass, Task, book_summaries, datetime_ms, exchange_ms, is_perpetual, ms_datetime,
-)
+from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries, exchange_ms
 from collector.records import Funding
 
 JOB = "funding"
@@ -29,7 +29,9 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
         ok, now = p.one("get_time", lambda c: exchange_ms(c.get_time()))
         if not ok:
             return p.outcome
-        listed = p.run([Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future"))
+        assert now is not None
+        # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
+        listed = p.run([Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future"))  # type: ignore[misc]
                         for cur in settings.currencies])
         perps = [s["instrument_name"] for cur in settings.currencies for s in listed.get(f"futures {cur}", [])
                  if is_perpetual(s["instrument_name"])]
@@ -40,8 +42,8 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
         tasks = []
         for name in perps:
             ts = last.get(name)
-            start = max(now - horizon, datetime_ms(ts) + 1 if ts is not None else 0)
-            gap = Gap("funding_rates", ms_datetime(start), ms_datetime(now), recoverable=True)
+            start = max(now - horizon, datetime_to_ms(ts) + 1 if ts is not None else 0)
+            gap = Gap("funding_rates", ms_to_datetime(start), ms_to_datetime(now), recoverable=True)
             tasks.append(Task(name, _history(p, name, start, now), gap))
         p.run(tasks)
     return p.outcome
@@ -52,7 +54,7 @@ def _history(p: RestPass, name: str, start: int, end: int):
         n, s = 0, start
         while s <= end:
             e = min(end, s + CHUNK_MS - 1)
-            lo, hi = ms_datetime(s), ms_datetime(e)
+            lo, hi = ms_to_datetime(s), ms_to_datetime(e)
             rows = [r for r in parse.funding(name, c.get_funding_rate_history(name, s, e)) if lo <= r.timestamp <= hi]
             p.add(rows)  # stored even if a later chunk fails: the next run resumes after them
             n += len(rows)

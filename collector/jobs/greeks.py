@@ -21,16 +21,17 @@ JOB = "greeks"
 def run(settings: Settings, **pass_kw: Any) -> Outcome:
     """One pass; ``pass_kw`` go to :class:`RestPass` (threads, bucket, client_kw)."""
     with RestPass(settings, JOB, **pass_kw) as p:
-        listed = p.run([Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option"))
+        # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
+        listed = p.run([Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option"))  # type: ignore[misc]
                         for cur in settings.currencies])
         names = [s["instrument_name"] for cur in settings.currencies for s in listed.get(f"options {cur}", [])]
         now = datetime.now(timezone.utc)
         gap = Gap("options_greeks", now, now, recoverable=False)
-        p.run([Task(name, _greeks(p, name), gap) for name in names])
+        p.run([Task(name, greeks_task(p, name), gap) for name in names])
     return p.outcome
 
 
-def _greeks(p: RestPass, name: str):
+def greeks_task(p: RestPass, name: str):
     def fetch(c: RestClient) -> None:
         ticker = c.ticker(name)
         if type(ticker) is dict and ticker.get("state", "open") != "open":

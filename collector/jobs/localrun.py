@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from collector.config import parse_duration
+from collector.config import ConfigError, parse_duration, process_environment, setting_from
 
 STATUS_LIMITS = ["--max-age", "10m", "--max-age", "funding_rates=9h", "--max-age", "options_greeks=2h"]
 
@@ -44,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             ap.error(f"--for: not a duration: {args.run_for!r} (e.g. 60s, 10m, 2h)")
 
-    env = dict(os.environ)
+    env = process_environment()   # handed to every process started here
+    try:
+        bindir = setting_from(env, "pg_bindir")
+    except ConfigError as err:
+        ap.error(str(err))
     cluster = None
     procs: list[subprocess.Popen] = []
     say = lambda msg: print(f"[run] {msg}", file=sys.stderr, flush=True)  # noqa: E731
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if not env.get("DATABASE_URL"):
             from collector.store.localpg import LocalCluster
 
-            cluster = LocalCluster(Path(args.dir).resolve() / "pg")
+            cluster = LocalCluster(Path(args.dir).resolve() / "pg", bindir=bindir)
             fresh = not cluster.initialised()
             say(("creating" if fresh else "starting") + f" a local PostgreSQL cluster in {cluster.dir}")
             cluster.start()
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             sim = subprocess.Popen([_collector(), "sim", "--port", "0", "--seed", "1", "--strikes", "8"],
                                    stdout=subprocess.PIPE, text=True, env=env)
             procs.append(sim)
+            assert sim.stdout is not None  # stdout=PIPE
             line = sim.stdout.readline()
             if not line:
                 say("the simulator did not start")

@@ -1,7 +1,7 @@
 """`collector replay FILE...`: feed recorded frames through the stream's own parser and writer.
 
 Accepts the ``--archive`` files of ``collector ws`` and plain captures (one Deribit JSON message per
-line, gzip or not). Frames go through :class:`~collector.jobs.stream.Pipeline` exactly as live ones do
+line, gzip or not). Frames go through :class:`~collector.deribit.pipeline.Pipeline` exactly as live ones do
 (same quote de-duplication, same trade checks), then the idempotent writer: replaying a file twice, or
 a file whose rows are already stored, adds nothing. Responses, heartbeats and frames it does not
 understand are counted and reported, never fatal. Trade gaps found in a file are reported (there is no
@@ -17,10 +17,11 @@ from collections import Counter
 from pathlib import Path
 
 from collector.config import Settings
-from collector.deribit.frames import DecodeError, Heartbeat, Notification, Response, classify, decode
+from collector.deribit.frames import DecodeError, Heartbeat, Notification, Response, Unknown, classify, decode
+from collector.deribit.pipeline import Pipeline
 from collector.deribit.sequence import TradeGap
 from collector.jobs.archive import read_lines
-from collector.jobs.stream import Pipeline
+from collector.log import bad_message as log_bad_message
 from collector.records import Record
 from collector.store.spool import Spool
 from collector.store.writer import BatchStore
@@ -47,7 +48,7 @@ def replay(settings: Settings, files: list[Path], batch_rows: int = 5000) -> dic
             totals["overflow"] += len(res.overflow)
             batch.clear()
 
-    pipeline = Pipeline("", sink, on_trade_gap=lambda g, *_: gaps.append(g))
+    pipeline = Pipeline("", sink, on_trade_gap=lambda g, *_: gaps.append(g), on_bad=log_bad_message)
     for path in files:
         for _recv, raw in read_lines(path):
             totals["lines"] += 1
@@ -61,6 +62,7 @@ def replay(settings: Settings, files: list[Path], batch_rows: int = 5000) -> dic
             elif type(frame) in (Response, Heartbeat):
                 totals["control_frames"] += 1
             else:
+                assert isinstance(frame, Unknown)
                 pipeline.bad_message(f"frame: {frame.reason}", str(path))
             if len(batch) >= batch_rows:
                 flush()

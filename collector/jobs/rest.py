@@ -19,12 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 from collector.config import Settings
-from collector.deribit import parse
-from collector.deribit.fields import ParseError
+from collector.deribit import paging, parse
+from collector.deribit.fields import ParseError, datetime_to_ms, ms_to_datetime
+from collector.deribit.instruments import is_perpetual
 from collector.deribit.rest import RestClient
-from collector.jobs.restjob import (
-    Gap, Outcome, RestPass, Task, book_summaries, datetime_ms, exchange_ms, is_perpetual, ms_datetime,
-)
+from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries, exchange_ms
 from collector.records import Candle, FutureCandle
 
 JOB = "rest"
@@ -39,6 +38,7 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
     with RestPass(settings, JOB, **pass_kw) as p:
         ok, now = p.one("get_time", lambda c: exchange_ms(c.get_time()))
         if ok:
+            assert now is not None
             _collect(p, now)
     return p.outcome
 
@@ -50,29 +50,31 @@ def _collect(p: RestPass, now: int) -> None:
     listing: list[Task] = []
     for cur in settings.currencies:
         listing += [
-            Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future")),
-            Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option")),
-            Task(f"option trades {cur}", lambda c, cur=cur: traded_options(c, cur, bar)),
-            Task(f"index {cur}", lambda c, cur=cur: p.add([_index(c, cur, now)])),
+            # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
+            Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future")),  # type: ignore[misc]
+            Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option")),  # type: ignore[misc]
+            Task(f"option trades {cur}", lambda c, cur=cur: traded_options(c, cur, bar)),  # type: ignore[misc]
+            Task(f"index {cur}", lambda c, cur=cur: p.add([_index(c, cur, now)])),  # type: ignore[misc]
         ]
     listed = p.run(listing)
 
     futures = [s["instrument_name"] for cur in settings.currencies for s in listed.get(f"futures {cur}", [])]
     tasks = [Task(name, _candles_task(p, name, start, minute - 1),
-                  Gap("perpetuals_ohlcv" if is_perpetual(name) else "futures_ohlcv", ms_datetime(start),
-                      ms_datetime(minute - MINUTE_MS), recoverable=True))
+                  Gap("perpetuals_ohlcv" if is_perpetual(name) else "futures_ohlcv", ms_to_datetime(start),
+                      ms_to_datetime(minute - MINUTE_MS), recoverable=True))
              for name, start in resume_points(p, futures, minute).items() if start < minute]
     options = {cur: listed[f"options {cur}"] for cur in settings.currencies if f"options {cur}" in listed}
     live = {s["instrument_name"] for chain in options.values() for s in chain}
     traded = sorted(set().union(*[listed.get(f"option trades {cur}", set()) for cur in settings.currencies]) & live)
-    bar_gap = Gap("options_ohlcv", ms_datetime(bar), ms_datetime(bar), recoverable=False)  # row kept, no OHLC
-    tasks += [Task(name, lambda c, name=name: option_candle(c, name, bar), bar_gap) for name in traded]
+    bar_gap = Gap("options_ohlcv", ms_to_datetime(bar), ms_to_datetime(bar), recoverable=False)  # row kept, no OHLC
+    # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
+    tasks += [Task(name, lambda c, name=name: option_candle(c, name, bar), bar_gap) for name in traded]  # type: ignore[misc]
     fetched = p.run(tasks)
 
     charts = {name: fetched[name] for name in traded if fetched.get(name) is not None}
     for cur, chain in options.items():
         errors: list[ParseError] = []
-        p.add(parse.option_bars(chain, ms_datetime(bar), charts, errors=errors))
+        p.add(parse.option_bars(chain, ms_to_datetime(bar), charts, errors=errors))
         for err in errors:
             p.fail(f"option row {cur}", err)
 
@@ -90,7 +92,7 @@ def resume_points(p: RestPass, names: list[str], minute: int) -> dict[str, int]:
     out = {}
     for name in names:
         ts = last.get(name)
-        nxt = datetime_ms(ts) + MINUTE_MS if ts is not None else floor
+        nxt = datetime_to_ms(ts) + MINUTE_MS if ts is not None else floor
         out[name] = max(floor, nxt - nxt % MINUTE_MS)
     return out
 
@@ -102,7 +104,7 @@ def _candles_task(p: RestPass, name: str, start: int, end: int):
         n, s = 0, start
         while s <= end:
             e = min(end, s + CHART_CHUNK_MINUTES * MINUTE_MS - 1)
-            lo, hi = ms_datetime(s), ms_datetime(e)
+            lo, hi = ms_to_datetime(s), ms_to_datetime(e)
             rows = [r for r in parse.candles(name, c.get_tradingview_chart_data(name, s, e, "1"), kind)
                     if lo <= r.timestamp <= hi]
             p.add(rows)  # stored even if a later chunk fails: the next run resumes after them
@@ -116,30 +118,20 @@ def _candles_task(p: RestPass, name: str, start: int, end: int):
 def option_candle(c: RestClient, name: str, bar: int) -> Candle | None:
     """The option's chart bar of the minute starting at ``bar`` (None when it has none)."""
     rows = parse.candles(name, c.get_tradingview_chart_data(name, bar, bar + MINUTE_MS - 1, "1"))
-    at = ms_datetime(bar)
+    at = ms_to_datetime(bar)
     return next((r for r in rows if r.timestamp == at), None)
 
 
 def traded_options(c: RestClient, currency: str, bar: int) -> set[str]:
     """Names of the options of ``currency`` that traded in the minute starting at ``bar``."""
     names: set[str] = set()
-    start, end = bar, bar + MINUTE_MS - 1
-    for _ in range(MAX_TRADE_PAGES):
-        result = c.call("public/get_last_trades_by_currency_and_time", currency=currency, kind="option",
-                        start_timestamp=start, end_timestamp=end, count=1000, sorting="asc")
-        trades = result.get("trades") if type(result) is dict else None
-        if type(trades) is not list:
-            raise ParseError("trades: expected {trades: [...], has_more}")
+    for trades in paging.trades_by_time(c, currency, bar, bar + MINUTE_MS - 1, kind="option",
+                                        max_pages=MAX_TRADE_PAGES):
         names.update(t["instrument_name"] for t in trades
                      if type(t) is dict and type(t.get("instrument_name")) is str)
-        if not result.get("has_more") or not trades:
-            break
-        last = trades[-1].get("timestamp") if type(trades[-1]) is dict else None
-        start = max(start + 1, last if type(last) is int else start + 1)
     return names
 
 
 def _index(c: RestClient, currency: str, now: int):
     name = f"{currency.lower()}_usd"
-    return parse.index_price_from_rest(name, c.get_index_price(name), ms_datetime(now))
-
+    return parse.index_price_from_rest(name, c.get_index_price(name), ms_to_datetime(now))

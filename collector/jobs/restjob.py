@@ -26,15 +26,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, TypeVar
 
 import psycopg
 
 from collector.config import Settings
-from collector.deribit.fields import ParseError, ms_to_datetime
+from collector.deribit.fields import ParseError
 from collector.deribit.ratelimit import CreditBucket, shared_bucket
-from collector.deribit.rest import DeribitError, InstrumentNotFound, RestClient
+from collector.deribit.rest import DeribitError, InstrumentNotFound, Kind, RestClient
 from collector.records import DataGap, Record
 from collector.store import db
 from collector.store.resume import latest_timestamps
@@ -50,7 +50,6 @@ MAX_LOGGED_FAILURES = 5  # the first few failures are logged one by one, the res
 CREDIT_MARGIN = 0.05     # charge 5 % over Deribit's price: ~19 requests/s sustained, bursts of ~95
 
 T = TypeVar("T")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -125,14 +124,6 @@ def exchange_ms(value: Any) -> int:
     if type(value) is not int:
         raise ParseError(f"get_time: expected an integer, got {type(value).__name__}")
     return value
-
-
-def ms_datetime(ms: int) -> datetime:
-    return ms_to_datetime(ms)
-
-
-def datetime_ms(ts: datetime) -> int:
-    return (ts - _EPOCH) // timedelta(milliseconds=1)
 
 
 class RestPass:
@@ -288,14 +279,10 @@ class RestPass:
         self.finish()
 
 
-def book_summaries(client: RestClient, currency: str, kind: str) -> list[dict]:
+def book_summaries(client: RestClient, currency: str, kind: Kind) -> list[dict]:
     """The live instruments of one kind, with their summaries (one request for the whole chain)."""
     result = client.get_book_summary_by_currency(currency, kind)
     if type(result) is not list or any(type(s) is not dict or type(s.get("instrument_name")) is not str
                                        for s in result):
         raise ParseError("book summaries: expected an array of objects with instrument_name")
     return result
-
-
-def is_perpetual(name: str) -> bool:
-    return name.endswith("-PERPETUAL")

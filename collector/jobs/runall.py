@@ -45,9 +45,15 @@ async def _in_daemon_thread(fn: Callable[[], Any]) -> Any:
         try:
             res = fn()
         except BaseException as exc:  # noqa: BLE001 - handed to the loop
-            loop.call_soon_threadsafe(lambda e=exc: fut.done() or fut.set_exception(e))
+            def fail(e: BaseException = exc) -> None:
+                if not fut.done():
+                    fut.set_exception(e)
+            loop.call_soon_threadsafe(fail)
         else:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
+            def succeed() -> None:
+                if not fut.done():
+                    fut.set_result(res)
+            loop.call_soon_threadsafe(succeed)
 
     threading.Thread(target=target, daemon=True, name="rest-pass").start()
     return await fut
@@ -130,10 +136,10 @@ class RunAll:
             log.error("stream_ended", extra={"task": t.get_name(), "result": repr(t.exception() or t.result())})
         self._stop.set()
         for j in self.streams:
-            j._stop.set()
+            j.stop()
         codes = await asyncio.gather(*ws_tasks, return_exceptions=True)
-        for t in rest_tasks:
-            t.cancel()
+        for task in rest_tasks:
+            task.cancel()
         await asyncio.gather(*rest_tasks, stop, return_exceptions=True)
         log.info("run_all_stopped", extra={"passes": {k: len(v) for k, v in self.passes.items()}})
         return 1 if failed or any(c != 0 for c in codes) else 0

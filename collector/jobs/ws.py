@@ -1,7 +1,7 @@
 """`collector ws --currency CUR`: the real-time stream of one currency (systemd ``ws-collector@CUR``).
 
 Wires :class:`~collector.deribit.session.WsSession` (connect, heartbeat, subscribe, reconnect forever) to
-:class:`~collector.jobs.stream.Pipeline` (rows + continuity events) and the store's
+:class:`~collector.deribit.pipeline.Pipeline` (rows + continuity events) and the store's
 :class:`~collector.store.queue.WriteQueue` (COPY, or the spool while the database is away).
 
 Continuity (nothing is lost silently):
@@ -18,8 +18,12 @@ systemd: READY=1 once the database is reachable and the first subscriptions are 
 while frames arrive (or heartbeats are answered) and writes succeed or spool; STATUS= with counters;
 SIGTERM -> STOPPING=1, the queue is flushed (or spooled) and the process exits 0.
 
-The continuity work lives in :mod:`collector.jobs.ws_gaps`, the instrument lifecycle in
-:mod:`collector.jobs.ws_lifecycle` (mixins of :class:`WsJob`).
+This module is the wiring. The collaborators own their state and talk through small interfaces:
+:class:`~collector.deribit.pipeline.Pipeline` (pure: frames in, rows and continuity events out),
+:class:`~collector.jobs.ws_continuity.Continuity` (gaps and backfill),
+:class:`~collector.jobs.ws_lifecycle.Lifecycle` (which channels to follow),
+:class:`~collector.jobs.ws_health.Health` (systemd and the status row); the start-up state is read
+through :mod:`collector.store.resume`.
 """
 
 from __future__ import annotations
@@ -27,38 +31,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
-import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Coroutine
 
 import psycopg
 
 from collector import __version__
 from collector.config import Settings
-from collector.deribit import protocol
-from collector.deribit.rest import DeribitError, RestClient
+from collector.deribit.pipeline import Pipeline
+from collector.deribit.rest import RestClient
 from collector.deribit.session import ConnectInfo, DisconnectInfo, WsSession
 from collector.jobs import chain
 from collector.jobs.archive import Archive
-from collector.jobs.stream import Pipeline
-from collector.jobs.ws_gaps import GapsMixin, Backfill
-from collector.jobs.ws_lifecycle import LifecycleMixin
-from collector.store import db, resume
+from collector.jobs.ws_continuity import Continuity
+from collector.jobs.ws_health import Health
+from collector.jobs.ws_lifecycle import Lifecycle
+from collector.log import bad_message as log_bad_message
+from collector.store import resume
 from collector.store.queue import WriteQueue
 from collector.store.spool import Spool
 from collector.store.writer import BatchStore
 from collector.systemd import Notifier
 
 log = logging.getLogger(__name__)
-
-UTC = timezone.utc
-
-
-def _utc(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
 
 
 @dataclass(frozen=True)
@@ -79,47 +75,70 @@ class WsOptions:
     perpetual_book: bool = True
 
 
-class WsJob(GapsMixin, LifecycleMixin):
+class WsJob:
     def __init__(self, settings: Settings, currency: str, *, archive_dir: Path | None = None,
                  options: WsOptions | None = None, notifier: Notifier | None = None) -> None:
         self.s = settings
         self.cur = currency
-        self.opt = options or WsOptions()
-        self.notifier = notifier or Notifier()
+        self.opt = opt = options or WsOptions(**settings.ws_options())
         self.job_name = f"ws:{currency}"
         self.dsn = settings.require_database_url()
         self.store = BatchStore(self.dsn, Spool(Path(settings.spool_dir) / f"ws-{currency}", settings.spool_max_bytes))
         self.queue = WriteQueue(self.store, batch_rows=settings.batch_rows, max_age_s=settings.batch_max_age_s,
-                                max_rows=settings.queue_max_rows, job=self.job_name,
-                                status_every_s=self.opt.status_every_s)
-        self.pipeline = Pipeline(currency, self.queue.put, depth_levels=settings.depth_top_n,
-                                 book_snapshot_every_s=self.opt.book_snapshot_every_s,
-                                 on_trade_gap=self._on_trade_gap, on_book_break=self._on_book_break,
-                                 on_state=self._on_state)
+                                max_rows=settings.queue_max_rows)
         self.archive = Archive(archive_dir, currency) if archive_dir else None
         self.session = WsSession(settings.ws_url, on_notification=self._on_notification,
                                  on_raw=self._on_raw if self.archive else None,
                                  on_connected=self._on_connected, on_disconnected=self._on_disconnected,
-                                 on_bad_frame=self._on_bad_frame, heartbeat_s=self.opt.heartbeat_s,
-                                 client_version=__version__, backoff_initial_s=self.opt.backoff_initial_s,
-                                 backoff_max_s=self.opt.backoff_max_s, raw_data=True)
-        self.top_n = settings.top_n(currency)
-        self.live: set[str] = set()          # live option names
-        self.followed: set[str] = set()      # options whose ticker we subscribe
-        self.perpetual = f"{currency}-PERPETUAL"
-        self._backfills: asyncio.Queue[Backfill] = asyncio.Queue()
+                                 on_bad_frame=self._on_bad_frame, heartbeat_s=opt.heartbeat_s,
+                                 client_version=__version__, backoff_initial_s=opt.backoff_initial_s,
+                                 backoff_max_s=opt.backoff_max_s, raw_data=True)
+        self.continuity = Continuity(currency, self.queue.put, lambda: RestClient.from_settings(settings),
+                                     spawn=self._spawn, resubscribe=self.session.resubscribe,
+                                     advance_trades=lambda inst, seqs: self.pipeline.advance_trades(inst, seqs),
+                                     backfill_horizon_s=opt.backfill_horizon_s)
+        self.pipeline = Pipeline(currency, self.queue.put, depth_levels=settings.depth_top_n,
+                                 book_snapshot_every_s=opt.book_snapshot_every_s,
+                                 on_trade_gap=self.continuity.on_trade_gap,
+                                 on_book_break=self.continuity.on_book_break,
+                                 on_state=lambda st: self.lifecycle.on_state(st), on_bad=log_bad_message)
+        self.lifecycle = Lifecycle(currency, settings.top_n(currency), self.session, fetch_chain=self._fetch_chain,
+                                   forget_instrument=self.pipeline.forget, spawn=self._spawn,
+                                   reconcile_every_s=opt.reconcile_every_s, rerank_every_s=opt.rerank_every_s,
+                                   perpetual_book=opt.perpetual_book)
+        self.health = Health(self.job_name, self.dsn, notifier or Notifier(settings.systemd), self.session, self.queue,
+                             self.counters, lambda: dict(self.pipeline.bad.most_common(10)),
+                             status_every_s=opt.status_every_s,
+                             progress_window_s=opt.progress_window_s or max(3 * opt.heartbeat_s + 5, 30.0))
         self._tasks: set[asyncio.Task] = set()
-        self._resubscribing: set[str] = set()
-        self._down_since: float | None = None   # last frame time before the first unanswered disconnect
-        self._stored_last_quote: datetime | None = None
-        self._stored_last_trade: datetime | None = None
-        self._ready = False
-        self._ready_waiting = False
         self._stop = asyncio.Event()
-        self.gaps_recorded = 0
-        self.backfilled_trades = 0
         self.bad_frames = 0
-        self._fatal: BaseException | None = None
+
+    # -- what others may ask ----------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """READY=1 was sent: subscribed, and the database answers."""
+        return self.health.ready
+
+    @property
+    def followed(self) -> set[str]:
+        return self.lifecycle.followed
+
+    def stop(self) -> None:
+        """What SIGTERM does: flush (or spool) and end :meth:`run` with 0."""
+        self._stop.set()
+
+    def counters(self) -> dict[str, Any]:
+        c = self.pipeline.counts
+        st = self.store.stats
+        return {"frames": self.session.frames, "quotes": c["quotes"], "trades": c["trades"],
+                "index": c["index"], "book": c["book"], "trade_gaps": c["trade_gaps"],
+                "backfilled_trades": self.continuity.backfilled_trades,
+                "gaps_recorded": self.continuity.gaps_recorded,
+                "bad_messages": sum(self.pipeline.bad.values()), "connects": self.session.connects,
+                "followed": len(self.lifecycle.followed), "written": st.inserted,
+                "spooled": st.spooled, "dropped": self.queue.dropped, "queue": len(self.queue)}
 
     # -- life ------------------------------------------------------------------------------------
 
@@ -127,18 +146,20 @@ class WsJob(GapsMixin, LifecycleMixin):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
             try:
-                loop.add_signal_handler(sig, self._stop.set)
+                loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError):  # not the main thread (tests)
                 pass
-        log.info("ws_starting", extra={"currency": self.cur, "top_n": self.top_n, "url": self.s.ws_url.split("?")[0]})
+        log.info("ws_starting", extra={"currency": self.cur, "top_n": self.lifecycle.top_n,
+                                       "url": self.s.ws_url.split("?")[0]})
         await asyncio.to_thread(self._read_database_state)
-        await self._choose_channels()
+        await self.lifecycle.choose(self._stop)
         workers = [
             asyncio.create_task(self.queue.run(), name="writer"),
             asyncio.create_task(self.session.run(), name="session"),
-            asyncio.create_task(self._backfill_loop(), name="backfill"),
-            asyncio.create_task(self._reconcile_loop(), name="reconcile"),
-            asyncio.create_task(self._status_loop(), name="status"),
+            asyncio.create_task(self.continuity.run(), name="backfill"),
+            asyncio.create_task(self.lifecycle.run(), name="reconcile"),
+            asyncio.create_task(self.health.run(), name="status"),
+            asyncio.create_task(self.health.report_loop(), name="status-row"),
         ]
         stop = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait({stop, *workers}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,15 +171,14 @@ class WsJob(GapsMixin, LifecycleMixin):
         return code
 
     async def _shutdown(self, workers: list[asyncio.Task], stop: asyncio.Task) -> None:
-        self.notifier.stopping(self._status_text("stopping"))
+        self.health.stopping()
         log.info("ws_stopping", extra={"queue_rows": len(self.queue)})
         self.session.stop()
         by_name = {t.get_name(): t for t in workers}
-        try:
-            await asyncio.wait_for(asyncio.shield(by_name["session"]), timeout=2.0)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001
-            pass
-        for name in ("backfill", "reconcile", "status"):
+        done, _ = await asyncio.wait({by_name["session"]}, timeout=2.0)
+        if not done:
+            log.warning("session_stop_slow", extra={"timeout_s": 2.0, "action": "cancelling it"})
+        for name in ("backfill", "reconcile", "status", "status-row"):
             by_name[name].cancel()
         for t in list(self._tasks):
             t.cancel()
@@ -168,17 +188,16 @@ class WsJob(GapsMixin, LifecycleMixin):
         by_name["writer"].cancel()
         by_name["session"].cancel()
         stop.cancel()
-        await asyncio.gather(*workers, stop, *self._tasks, return_exceptions=True)
-        await asyncio.to_thread(self._final_status)
+        for t, res in zip([*workers, stop], await asyncio.gather(*workers, stop, return_exceptions=True)):
+            if isinstance(res, Exception) and t.get_name() not in ("session",):
+                log.error("task_failed_at_stop", extra={"task": t.get_name(), "error": repr(res)[:500]})
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if not await asyncio.to_thread(self.health.report, "stopped"):
+            log.warning("final_status_not_written", extra={"reason": "database unavailable"})
         self.store.close()
-        log.info("ws_stopped", extra=self._counters())
+        log.info("ws_stopped", extra=self.counters())
 
-    def _final_status(self) -> None:
-        self.store.report_status(self.job_name, "stopped", started_at=self.queue.started_at,
-                                 rows_dropped=self.queue.dropped, queue_rows=len(self.queue),
-                                 **self.queue.status_fields)
-
-    def _spawn(self, coro, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         t = asyncio.create_task(coro, name=name)
         self._tasks.add(t)
         t.add_done_callback(self._task_done)
@@ -197,56 +216,22 @@ class WsJob(GapsMixin, LifecycleMixin):
             # spool never holds up the stream (the writer replays the rest as it goes; the baselines are
             # then older, which only makes the restart backfill fetch more, never less)
             self.store.replay(max_seconds=self.opt.startup_replay_s)
-            seqs, self._stored_last_trade, self._stored_last_quote = resume.stream_baselines(
-                self.dsn, self.cur, self.opt.backfill_horizon_s)
+            seqs, last_trade, last_quote = resume.stream_baselines(self.dsn, self.cur, self.opt.backfill_horizon_s)
         except psycopg.Error as err:
             log.warning("database_state_unavailable", extra={"error": str(err).strip()[:300],
                                                              "action": "starting without stored baselines"})
             return
         self.pipeline.seed_trades(seqs)
-        log.info("database_state", extra={"instruments_seeded": len(seqs),
-                                          "last_trade": str(self._stored_last_trade),
-                                          "last_quote": str(self._stored_last_quote)})
-
-    def _rest(self) -> RestClient:
-        return RestClient.from_settings(self.s)
+        self.continuity.set_baselines(last_trade, last_quote)
+        log.info("database_state", extra={"instruments_seeded": len(seqs), "last_trade": str(last_trade),
+                                          "last_quote": str(last_quote)})
 
     def _fetch_chain(self) -> tuple[set[str], list[str]]:
-        with self._rest() as client:
+        with RestClient.from_settings(self.s) as client:
             live = chain.live_names(client.get_instruments(self.cur, kind="option"))
-            ranked = chain.rank_options(client.get_book_summary_by_currency(self.cur, kind="option"), self.top_n)
+            ranked = chain.rank_options(client.get_book_summary_by_currency(self.cur, kind="option"),
+                                        self.lifecycle.top_n)
         return live, [n for n in ranked if n in live]
-
-    async def _choose_channels(self) -> None:
-        attempt = 0
-        while not self._stop.is_set():
-            try:
-                self.live, chosen = await asyncio.to_thread(self._fetch_chain)
-                break
-            except DeribitError as err:
-                attempt += 1
-                log.error("instruments_unavailable", extra={"error": str(err)[:300], "attempt": attempt,
-                                                            "action": "retrying; streaming trades and index meanwhile"})
-                if attempt >= 3:
-                    chosen = []
-                    break
-                await asyncio.sleep(min(30.0, 2.0 ** attempt))
-        else:
-            return
-        self.followed = set(chosen)
-        self.session.want(self._base_channels())
-        self.session.want(protocol.ticker_channel(n) for n in chosen)
-
-    def _base_channels(self) -> list[str]:
-        chans = [
-            protocol.trades_channel("option", self.cur),
-            protocol.price_index_channel(self.cur),
-            protocol.instrument_state_channel("option", self.cur),
-            protocol.instrument_state_channel("future", self.cur),
-        ]
-        if self.opt.perpetual_book:
-            chans.append(protocol.book_channel(self.perpetual))
-        return chans
 
     # -- the hot path --------------------------------------------------------------------------------
 
@@ -254,6 +239,7 @@ class WsJob(GapsMixin, LifecycleMixin):
         self.pipeline.handle(channel, data)
 
     def _on_raw(self, raw: Any, recv: float) -> None:
+        assert self.archive is not None
         self.archive.add(raw, recv)
 
     def _on_bad_frame(self, reason: str, raw: Any) -> None:
@@ -263,100 +249,17 @@ class WsJob(GapsMixin, LifecycleMixin):
     # -- connection events -----------------------------------------------------------------------------
 
     async def _on_connected(self, info: ConnectInfo) -> None:
-        up = _utc(info.subscribed_at)
-        if info.number == 1:
-            if self._stored_last_quote is not None and self._stored_last_quote < up:
-                self._gap(f"{self.cur.lower()}_option_quotes", "", self._stored_last_quote, up, "restart", False,
-                          details="quotes cannot be fetched back from Deribit")
-            if self._stored_last_trade is not None:
-                start = max(self._stored_last_trade, up - timedelta(seconds=self.opt.backfill_horizon_s))
-                self._backfills.put_nowait(Backfill("time", "", start, up, cause="restart"))
-        elif self._down_since is not None:
-            down = _utc(self._down_since)
-            cause = "disconnect"
-            self._gap(f"{self.cur.lower()}_option_quotes", "", down, up, cause, False,
-                      details="quotes cannot be fetched back from Deribit")
-            self._gap("index_prices", f"{self.cur.lower()}_usd", down, up, cause, False,
-                      details="index ticks cannot be fetched back (rest job records 1/min)")
-            self._backfills.put_nowait(Backfill("time", "", down - timedelta(seconds=1),
-                                                 up + timedelta(seconds=1), cause=cause))
-        self._down_since = None
-        if info.refused:
-            for ch in info.refused:
-                self._forget_channel(ch)
-        if not self._ready and not self._ready_waiting:
-            self._ready_waiting = True
-            self._spawn(self._ready_when_database(), "ready-wait")
-
-    async def _ready_when_database(self) -> None:
-        """READY=1 once the database answers (the subscriptions already have); checked every 2 s."""
-        while not await asyncio.to_thread(self._database_reachable):
-            await asyncio.sleep(2.0)
-        if not self._ready:
-            self._ready = True
-            self.notifier.ready(self._status_text("running"))
-            log.info("ready", extra={"channels": len(self.session.subscribed)})
-
-    def _database_reachable(self) -> bool:
-        try:
-            with db.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-                conn.execute("SELECT 1")
-            return True
-        except psycopg.Error:
-            return False
+        self.continuity.connected(info)
+        for ch in info.refused:
+            self.lifecycle.forget_channel(ch)
+        self.health.subscribed(self._spawn)
 
     def _on_disconnected(self, info: DisconnectInfo) -> None:
         if self._stop.is_set():
             return
-        if self._down_since is None:
-            self._down_since = info.last_frame_at or info.at
+        self.continuity.disconnected(info)
         self.pipeline.reset_books()
         log.warning("ws_disconnected", extra={"connection": info.number, "reason": info.reason[:300]})
-
-    # -- health ---------------------------------------------------------------------------------------------
-
-    def _counters(self) -> dict:
-        c = self.pipeline.counts
-        return {"frames": self.session.frames, "quotes": c["quotes"], "trades": c["trades"],
-                "index": c["index"], "book": c["book"], "trade_gaps": c["trade_gaps"],
-                "backfilled_trades": self.backfilled_trades, "gaps_recorded": self.gaps_recorded,
-                "bad_messages": sum(self.pipeline.bad.values()), "connects": self.session.connects,
-                "followed": len(self.followed), "written": self.store.stats.inserted,
-                "spooled": self.store.stats.spooled, "dropped": self.queue.dropped, "queue": len(self.queue)}
-
-    def _status_text(self, state: str) -> str:
-        c = self._counters()
-        return (f"{state}: {c['followed']} options, {c['frames']} frames, {c['quotes']} quotes, {c['trades']} trades, "
-                f"{c['written']} rows written, {c['spooled']} spooled, {c['dropped']} dropped, "
-                f"{c['gaps_recorded']} gaps")
-
-    def _progressing(self, window_s: float) -> bool:
-        """Frames arrive (or heartbeats are answered) and the writer keeps committing or spooling."""
-        now = time.monotonic()
-        stream_ok = now - self.session.last_progress < window_s
-        writer_ok = not len(self.queue) or now - self.queue.last_flush_ok < window_s
-        return stream_ok and writer_ok
-
-    async def _status_loop(self) -> None:
-        interval = self.notifier.watchdog_interval_s or self.opt.status_every_s
-        interval = min(interval, self.opt.status_every_s)
-        window = self.opt.progress_window_s or max(3 * self.opt.heartbeat_s + 5, 30.0)
-        warned = False
-        while True:
-            await asyncio.sleep(interval)
-            c = self._counters()
-            self.queue.status_fields = {
-                "last_message_at": _utc(self.session.last_frame_at) if self.session.last_frame_at else None,
-                "details": {**c, "host": socket.gethostname(), "bad": dict(self.pipeline.bad.most_common(10))},
-            }
-            ok = self._progressing(window)
-            if ok:
-                self.notifier.watchdog()
-                warned = False
-            elif not warned:
-                warned = True
-                log.error("no_progress", extra={"action": "not petting the watchdog", **c})
-            self.notifier.status(self._status_text("running" if ok else "stalled"))
 
 
 def run(settings: Settings, currency: str, archive_dir: Path | None = None,

@@ -1,10 +1,12 @@
-"""The stream's continuity work: data_gaps rows, REST backfill of missed trades, one-channel book resubscribes.
+"""The stream's continuity: data_gaps rows, REST backfill of missed trades, one-channel book resubscribes.
 
-A mixin of :class:`~collector.jobs.ws.WsJob` (it uses the job's queue, pipeline, session and REST
-settings): the pipeline reports, this acts. Trades Deribit still has are fetched back -- by sequence for
-a ``trade_seq`` jump, by time for a disconnected period or the time since the last stored trade -- and
-written; each hole gets one ``data_gaps`` row, written once the fetch is done (``backfilled_at`` set, or
-NULL when it failed for good after retries).
+:class:`Continuity` owns what it needs to say what is missing and to fetch back what Deribit still has:
+the backfill queue, the moment the connection went dark, the baselines read at start-up, its counters.
+The pipeline reports (a ``trade_seq`` jump, a book break), the connection reports (up, down); this acts.
+Trades are fetched back -- by sequence for a jump, by time for a disconnected period or the time since
+the last stored trade -- and written; each hole gets one ``data_gaps`` row, written once the fetch is
+done (``backfilled_at`` set, or NULL when it failed for good after retries). Quotes and index ticks
+cannot be fetched back: their holes are recorded with ``recoverable = false``.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Coroutine
 
-from collector.deribit.rest import DeribitError
+from collector.backoff import exponential
+from collector.deribit.instruments import is_option
+from collector.deribit.rest import DeribitError, RestClient
 from collector.deribit.sequence import BookStep, TradeGap
-from collector.jobs import backfill, chain
-from collector.records import DataGap
+from collector.deribit.session import ConnectInfo, DisconnectInfo
+from collector.jobs import backfill
+from collector.records import DataGap, OptionTrade, Record
 
 log = logging.getLogger("collector.jobs.ws")
 UTC = timezone.utc
+MAX_ATTEMPTS = 5
+
+
+def _utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
 
 
 @dataclass(frozen=True)
@@ -36,85 +46,145 @@ class Backfill:
     attempts: int = 0
 
 
-class GapsMixin:
-    def _gap(self, relation: str, instrument: str, start: datetime, end: datetime, cause: str,
-             recoverable: bool, backfilled_at: datetime | None = None, **kw: Any) -> None:
+class Continuity:
+    """Gaps and backfill of one currency's stream."""
+
+    def __init__(self, currency: str, put: Callable[[Record], None], rest: Callable[[], RestClient], *,
+                 spawn: Callable[[Coroutine[Any, Any, Any], str], None],
+                 resubscribe: Callable[[str], Awaitable[None]],
+                 advance_trades: Callable[[str, list[int]], Any],
+                 backfill_horizon_s: float = 86400.0) -> None:
+        self.cur = currency
+        self._put = put
+        self._rest = rest
+        self._spawn = spawn
+        self._resubscribe_channel = resubscribe
+        self._advance_trades = advance_trades
+        self._horizon = timedelta(seconds=backfill_horizon_s)
+        self._backfills: asyncio.Queue[Backfill] = asyncio.Queue()
+        self._resubscribing: set[str] = set()
+        self._down_since: float | None = None   # last frame time before the first unanswered disconnect
+        self._stored_last_quote: datetime | None = None
+        self._stored_last_trade: datetime | None = None
+        self.gaps_recorded = 0
+        self.backfilled_trades = 0
+
+    def set_baselines(self, last_trade: datetime | None, last_quote: datetime | None) -> None:
+        """The newest stored trade and quote (read at start-up): a restart's holes start there."""
+        self._stored_last_trade, self._stored_last_quote = last_trade, last_quote
+
+    # -- what the connection says -----------------------------------------------------------------
+
+    def connected(self, info: ConnectInfo) -> None:
+        up = _utc(info.subscribed_at)
+        quotes = f"{self.cur.lower()}_option_quotes"
+        if info.number == 1:
+            if self._stored_last_quote is not None and self._stored_last_quote < up:
+                self.gap(quotes, "", self._stored_last_quote, up, "restart", False,
+                         details="quotes cannot be fetched back from Deribit")
+            if self._stored_last_trade is not None:
+                start = max(self._stored_last_trade, up - self._horizon)
+                self._backfills.put_nowait(Backfill("time", "", start, up, cause="restart"))
+        elif self._down_since is not None:
+            down = _utc(self._down_since)
+            cause = "disconnect"
+            self.gap(quotes, "", down, up, cause, False, details="quotes cannot be fetched back from Deribit")
+            self.gap("index_prices", f"{self.cur.lower()}_usd", down, up, cause, False,
+                     details="index ticks cannot be fetched back (rest job records 1/min)")
+            self._backfills.put_nowait(Backfill("time", "", down - timedelta(seconds=1),
+                                                up + timedelta(seconds=1), cause=cause))
+        self._down_since = None
+
+    def disconnected(self, info: DisconnectInfo) -> None:
+        if self._down_since is None:
+            self._down_since = info.last_frame_at or info.at
+
+    # -- what the pipeline says -------------------------------------------------------------------
+
+    def gap(self, relation: str, instrument: str, start: datetime, end: datetime, cause: str,
+            recoverable: bool, backfilled_at: datetime | None = None, **kw: Any) -> None:
+        """One data_gaps row (through the queue) and its log line."""
         self.gaps_recorded += 1
-        self.queue.put(DataGap(datetime.now(UTC), relation, instrument, self.cur, start, end, cause, recoverable,
-                               backfilled_at, **kw))
+        self._put(DataGap(datetime.now(UTC), relation, instrument, self.cur, start, end, cause, recoverable,
+                          backfilled_at, **kw))
         log.warning("data_gap", extra={"relation": relation, "instrument": instrument, "cause": cause,
                                        "gap_start": start.isoformat(), "gap_end": end.isoformat(),
                                        "recoverable": recoverable, "backfilled": backfilled_at is not None})
 
-    def _on_trade_gap(self, gap: TradeGap, last_at: datetime | None, seen_at: datetime) -> None:
+    def on_trade_gap(self, gap: TradeGap, last_at: datetime | None, seen_at: datetime) -> None:
         self._backfills.put_nowait(Backfill("seq", gap.instrument, last_at or seen_at, seen_at,
-                                             gap.from_seq, gap.to_seq, cause="trade_seq_jump"))
+                                            gap.from_seq, gap.to_seq, cause="trade_seq_jump"))
 
-    def _on_book_break(self, channel: str, step: BookStep) -> None:
+    def on_book_break(self, channel: str, step: BookStep) -> None:
         now = datetime.now(UTC)
-        relation = "perpetuals_orderbook_depth" if not chain.is_option(step.instrument) \
+        relation = "perpetuals_orderbook_depth" if not is_option(step.instrument) \
             else f"{self.cur.lower()}_option_orderbook_depth"
-        self._gap(relation, step.instrument, now, now, "book_change_gap", False,
-                  details=f"{step.reason}; resubscribed {channel} for a fresh snapshot")
+        self.gap(relation, step.instrument, now, now, "book_change_gap", False,
+                 details=f"{step.reason}; resubscribed {channel} for a fresh snapshot")
         if channel not in self._resubscribing:
             self._resubscribing.add(channel)
             self._spawn(self._resubscribe(channel), f"resubscribe {channel}")
 
     async def _resubscribe(self, channel: str) -> None:
         try:
-            await self.session.resubscribe(channel)
+            await self._resubscribe_channel(channel)
         except Exception as err:  # noqa: BLE001 - the next connection resubscribes everything anyway
             log.warning("resubscribe_failed", extra={"channel": channel, "error": str(err)[:300]})
         finally:
             self._resubscribing.discard(channel)
 
-    async def _backfill_loop(self) -> None:
+    # -- the backfill worker ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Fetch what is queued, one at a time, for ever (a task of the job)."""
         while True:
             job = await self._backfills.get()
             try:
-                trades = await asyncio.to_thread(self._fetch_backfill, job)
+                trades = await asyncio.to_thread(self._fetch, job)
             except DeribitError as err:
-                if job.attempts < 5:
+                if job.attempts < MAX_ATTEMPTS:
                     log.warning("backfill_retry", extra={"instrument": job.instrument, "error": str(err)[:200]})
                     self._spawn(self._requeue(job), "backfill-retry")
                 else:
-                    self._record_backfill(job, None, str(err))
+                    self._record(job, None, str(err))
                 continue
             by_inst: dict[str, list[int]] = {}
             for t in trades:
-                self.queue.put(t)
+                self._put(t)
                 by_inst.setdefault(t.instrument, []).append(t.trade_seq)
             for inst, seqs in by_inst.items():
-                self.pipeline.seq.advance(inst, seqs)
+                self._advance_trades(inst, seqs)
             self.backfilled_trades += len(trades)
-            self._record_backfill(job, trades, None)
+            self._record(job, trades, None)
 
     async def _requeue(self, job: Backfill) -> None:
-        await asyncio.sleep(min(60.0, 2.0 ** (job.attempts + 1)))
+        await asyncio.sleep(exponential(job.attempts + 1, 1.0, 60.0))
         self._backfills.put_nowait(Backfill(job.kind, job.instrument, job.start, job.end, job.from_seq,
-                                             job.to_seq, job.cause, job.attempts + 1))
+                                            job.to_seq, job.cause, job.attempts + 1))
 
-    def _fetch_backfill(self, job: Backfill) -> list:
+    def _fetch(self, job: Backfill) -> list[OptionTrade]:
         with self._rest() as client:
             if job.kind == "seq":
+                assert job.from_seq is not None and job.to_seq is not None
                 return backfill.by_sequence(client, job.instrument, job.from_seq, job.to_seq)
             return backfill.by_time(client, self.cur, job.start, job.end)
 
-    def _record_backfill(self, job: Backfill, trades: list | None, error: str | None) -> None:
+    def _record(self, job: Backfill, trades: list[OptionTrade] | None, error: str | None) -> None:
         relation = f"{self.cur.lower()}_option_trades"
         now = datetime.now(UTC)
         if job.kind == "seq":
-            missing = job.to_seq - job.from_seq + 1
+            assert job.from_seq is not None and job.to_seq is not None
+            missing = TradeGap(job.instrument, job.from_seq, job.to_seq).missing_count
             got = len(trades or ())
             complete = trades is not None and got >= missing
             details = (f"fetched {got} of {missing} trades over REST" if trades is not None
                        else f"backfill failed: {error}"[:500])
             start = min((t.timestamp for t in trades or ()), default=job.start)
-            self._gap(relation, job.instrument, min(start, job.start), job.end, job.cause, True,
-                      now if complete else None, from_seq=job.from_seq, to_seq=job.to_seq,
-                      missing_count=missing, details=details)
+            self.gap(relation, job.instrument, min(start, job.start), job.end, job.cause, True,
+                     now if complete else None, from_seq=job.from_seq, to_seq=job.to_seq,
+                     missing_count=missing, details=details)
         else:
             details = (f"fetched {len(trades)} trades over REST for the period" if trades is not None
                        else f"backfill failed: {error}"[:500])
-            self._gap(relation, "", job.start, job.end, job.cause, True, now if trades is not None else None,
-                      missing_count=len(trades) if trades is not None else None, details=details)
+            self.gap(relation, "", job.start, job.end, job.cause, True, now if trades is not None else None,
+                     missing_count=len(trades) if trades is not None else None, details=details)

@@ -83,10 +83,12 @@ def parse(name: str, m: Market) -> Chan | None:
 
 def book_snapshot(ch: Chan, m: Market) -> dict:
     """The full book as the channel last published it (initialising the channel if new)."""
+    assert ch.inst is not None  # a book channel
     inst = m.live[ch.inst]
     if ch.bids is None:
         m.touch_book(inst, jitter=False)
         ch.bids, ch.asks, ch.change_id = dict(inst.book.bids), dict(inst.book.asks), inst.book.change_id
+    assert ch.asks is not None  # set with ch.bids
     bids = sorted(ch.bids.items(), key=lambda kv: -kv[0])
     asks = sorted(ch.asks.items())
     return {"type": "snapshot", "timestamp": m.now, "instrument_name": ch.inst, "change_id": ch.change_id,
@@ -97,16 +99,17 @@ def build(ch: Chan, m: Market) -> dict | list | None:
     """One notification's data for a periodic channel, or None when there is nothing to send."""
     kind = ch.kind
     if kind == "index":
+        assert ch.cur is not None
         return {"index_name": ch.arg, "price": round(m.cur[ch.cur].index, 2), "timestamp": m.now}
     if kind == "markprice":
         out = []
-        for inst in m.live.values():
-            if inst.cur == ch.cur and inst.kind == "option":
-                mark = m.price(inst)
-                out.append({"timestamp": m.now, "mark_price": mark, "iv": round(inst.iv / 100, 4),
-                            "instrument_name": inst.name})
+        for option in m.live.values():
+            if option.cur == ch.cur and option.kind == "option":
+                mark = m.price(option)
+                out.append({"timestamp": m.now, "mark_price": mark, "iv": round(option.iv / 100, 4),
+                            "instrument_name": option.name})
         return out
-    inst = m.live.get(ch.inst)
+    inst = m.live.get(ch.inst) if ch.inst is not None else None
     if inst is None:
         return None
     if kind == "ticker":
@@ -127,6 +130,7 @@ def build(ch: Chan, m: Market) -> dict | list | None:
         if ch.bids is None:
             return book_snapshot(ch, m)
         book = m.touch_book(inst)
+        assert ch.asks is not None  # set with ch.bids
         bids, asks = diff_side(ch.bids, book.bids), diff_side(ch.asks, book.asks)
         if not bids and not asks:
             return None

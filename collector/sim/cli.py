@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from collector.deribit.fields import datetime_to_ms
 from collector.sim.rules import CreditLimits
 from collector.sim.server import Server, SimConfig
 
@@ -23,7 +24,7 @@ def _start(value: str | None) -> int | None:
         raise click.BadParameter(f"not an ISO time: {value!r}", param_hint="--start") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
+    return datetime_to_ms(when)
 
 
 @click.command("sim")
@@ -65,11 +66,12 @@ def sim(host, port, seed, currencies, strikes, rate, trade_rate, speed, start, m
                     max_connections=max_connections,
                     credits=CreditLimits(credit_cost, credit_max, credit_refill, credits),
                     trade_history=trade_history, testnet=testnet)
+    runner = asyncio.run
     try:
         import uvloop
+        runner = uvloop.run
     except ImportError:  # pragma: no cover
-        uvloop = None
-    runner = uvloop.run if uvloop is not None else asyncio.run
+        pass
     runner(_serve(cfg))
 
 

@@ -11,6 +11,7 @@ POST /_sim/clock  {"speed": X}        change the simulated clock's speed from no
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 
@@ -86,7 +87,8 @@ def trades(srv, query: dict) -> tuple[int, dict]:
 
 def clock(srv, spec: dict) -> tuple[int, dict]:
     try:
-        speed = float(spec.get("speed"))
+        raw: Any = spec.get("speed")  # None (missing) raises TypeError
+        speed = float(raw)
     except (TypeError, ValueError):
         return 400, {"error": "speed must be a number >= 0"}
     if not speed >= 0:

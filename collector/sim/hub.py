@@ -12,6 +12,7 @@ import collections
 
 import orjson
 
+from collector.deribit.instruments import is_option
 from collector.sim import channels
 from collector.sim.channels import Chan
 from collector.sim.market import Market
@@ -44,9 +45,9 @@ class Hub:
         self.kinds: list[Chan] = []
         self.states: list[Chan] = []
         self.dirty: set = set()
-        self.sent = collections.Counter()          # notifications generated per channel
+        self.sent: collections.Counter[str] = collections.Counter()        # notifications generated per channel
         self.frames = 0                            # frames queued to sockets (after fan-out)
-        self.suppressed = collections.Counter()    # trades / book changes held back by faults
+        self.suppressed: collections.Counter[str] = collections.Counter()  # trades / book changes held back by faults
 
     # ---- registry ------------------------------------------------------------------------------
     def subscribe(self, conn, names: list[str]) -> tuple[list[str], list[bytes]]:
@@ -93,6 +94,7 @@ class Hub:
         if ch.kind in channels.PERIODIC:
             target = self.periodic
         elif ch.kind == "trades":
+            assert ch.inst is not None
             target = self.by_inst.setdefault(ch.inst, [])
         elif ch.kind == "trades_kind":
             target = self.kinds
@@ -106,6 +108,7 @@ class Hub:
             if ch in target:
                 target.remove(ch)
             if ch.kind == "trades" and not target:
+                assert ch.inst is not None
                 del self.by_inst[ch.inst]
 
     # ---- sending -------------------------------------------------------------------------------
@@ -152,9 +155,10 @@ class Hub:
             for ch in self.by_inst.get(name, ()):
                 self.publish(ch, batch)
         for ch in self.kinds:
+            assert ch.cur is not None  # a trades_kind channel
             batch = [t for name, ts in out.items() for t in ts
                      if (ch.cur == "any" or name.startswith(ch.cur + "-"))
-                     and (ch.arg == "any" or (ch.arg == "option") == (name.count("-") == 3))]
+                     and (ch.arg == "any" or (ch.arg == "option") == is_option(name))]
             if batch:
                 batch.sort(key=lambda t: t["timestamp"])
                 self.publish(ch, batch)
@@ -182,6 +186,7 @@ class Hub:
             if data is None:
                 continue
             if ch.kind == "book":
+                assert ch.inst is not None
                 inst = m.live[ch.inst]
                 if inst.skip_book > 0:
                     inst.skip_book -= 1

@@ -106,7 +106,7 @@ class Market(TradeFlow):
         self.known: set[str] = set()
         self.next_id = self.rng.randint(100_000, 300_000)
         self.events: list[tuple[str, str, dict]] = []   # (kind, currency, instrument.state data)
-        self.cur_trades = {c: collections.deque(maxlen=history) for c in currencies}
+        self.cur_trades: dict[str, collections.deque[dict]] = {c: collections.deque(maxlen=history) for c in currencies}
         self.tick_no = 0
         self.clock_ms = lambda: self.now  # the server replaces this with the simulated wall clock
         self._pools: dict[str, tuple[list, list, list]] | None = None
@@ -272,6 +272,7 @@ class Market(TradeFlow):
         else:
             t = self.years_to(inst)
             fwd = cs.index * math.exp(cs.basis * t)
+            assert inst.strike is not None  # an option
             vol = pricing.smile_vol(pricing.atm_vol(cs.base_vol, t), fwd, inst.strike, t, cs.skew, cs.curv)
             res = pricing.black76(fwd, inst.strike, t, vol, inst.is_call)
             inst.mark = round(res["price"], 8)

@@ -6,6 +6,7 @@ HTTP query values arrive as strings; they are coerced here like Deribit does.
 
 from __future__ import annotations
 
+from collector.deribit.instruments import is_option
 from collector.sim import views
 from collector.sim.market import Inst, Market
 from collector.sim.rules import RpcError, invalid
@@ -189,7 +190,7 @@ def _trades_by_instrument(m: Market, p: dict, timed: bool):
 
 def _trades_by_currency(m: Market, p: dict, timed: bool):
     curs, kind = _currency(m, p, allow_any=True), _kind(p, TRADE_KINDS)
-    trades = []
+    trades: list[dict] = []
     for c in curs:
         trades.extend(t for t in m.cur_trades[c] if kind is None or _trade_kind(m, t) == kind)
     if len(curs) > 1:
@@ -216,7 +217,7 @@ def _tid(t: dict) -> int:
 
 def _trade_kind(m: Market, t: dict) -> str:
     name = t["instrument_name"]
-    return "option" if name.count("-") == 3 else "future"
+    return "option" if is_option(name) else "future"
 
 
 HANDLERS = {

@@ -51,6 +51,7 @@ class SimThread:
 
     def call(self, fn, *args):
         """Run ``fn(*args)`` on the simulator's loop and return its result."""
+        assert self.loop is not None  # started
         fut = asyncio.run_coroutine_threadsafe(_wrap(fn, *args), self.loop)
         return fut.result(10)
 

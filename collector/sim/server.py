@@ -14,8 +14,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 import orjson
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
 from websockets.server import ServerProtocol
+from websockets.typing import BytesLike
 
 from collector.sim import control, methods
 from collector.sim.clock import SimClock
@@ -66,8 +68,8 @@ class Server:
         self.testnet = cfg.testnet
         self.conns: set[Conn] = set()
         self.requests_served = 0
-        self.refused = collections.Counter()
-        self.stats = collections.Counter()
+        self.refused: collections.Counter[str] = collections.Counter()
+        self.stats: collections.Counter[str] = collections.Counter()
         self.stall_until = 0.0
         self.rest_errors = 0
         self.rest_error_code: int | None = None   # None: 10028 and 13028 alternately
@@ -191,7 +193,7 @@ class Conn(asyncio.Protocol):
         self.closed = False
         self.over_limit = False
         self.keep_alive = True
-        self.fragments: list[bytes] = []
+        self.fragments: list[BytesLike] = []
 
     # ---- asyncio callbacks ---------------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -253,6 +255,7 @@ class Conn(asyncio.Protocol):
     def _respond(self, status: int, payload: bytes) -> None:
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(payload)}\r\nConnection: {'keep-alive' if self.keep_alive else 'close'}\r\n\r\n")
+        assert self.transport is not None
         self.transport.write(head.encode() + payload)
         if not self.keep_alive:
             self.transport.close()
@@ -271,11 +274,13 @@ class Conn(asyncio.Protocol):
         proto = ServerProtocol(max_size=4 * 1024 * 1024)
         proto.receive_data(head)
         request = proto.events_received()[0]
+        assert isinstance(request, Request)  # a server protocol's first event is the request
         response = proto.accept(request)
         proto.send_response(response)
         self.ws = proto
         self._write_proto()
         if response.status_code != 101:
+            assert self.transport is not None
             self.transport.close()
             return
         self.session = Session(srv, self)
@@ -287,13 +292,16 @@ class Conn(asyncio.Protocol):
     # ---- WebSocket -----------------------------------------------------------------------------
     def _ws_data(self, data: bytes) -> None:
         proto = self.ws
+        assert proto is not None
         proto.receive_data(data)
         for ev in proto.events_received():
             if self.closed:  # closing after 10028 / heartbeat: later requests are not served
                 continue
+            assert isinstance(ev, Frame)  # after the handshake, events are frames
             op = ev.opcode
             if op in (Opcode.TEXT, Opcode.BINARY):
                 if ev.fin:
+                    assert self.session is not None
                     self.session.on_text(ev.data)
                 else:
                     self.fragments = [ev.data]
@@ -301,12 +309,14 @@ class Conn(asyncio.Protocol):
                 self.fragments.append(ev.data)
                 if ev.fin:
                     text, self.fragments = b"".join(self.fragments), []
+                    assert self.session is not None
                     self.session.on_text(text)
         self._write_proto()
 
     def _write_proto(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
+        assert self.ws is not None
         chunks = self.ws.data_to_send()
         data = b"".join(chunks)
         if data:
@@ -319,6 +329,7 @@ class Conn(asyncio.Protocol):
             self.out.append(frame)
 
     def flush(self) -> None:
+        assert self.transport is not None
         if self.closed or not self.out or self.transport.is_closing():
             self.out.clear()
             return
@@ -347,6 +358,7 @@ class Conn(asyncio.Protocol):
         except Exception:  # noqa: BLE001 - already closing
             pass
         self._write_proto()
+        assert self.server.loop is not None
         self.server.loop.call_later(1.0, self.abort)
 
     def abort(self) -> None:

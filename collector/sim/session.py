@@ -7,8 +7,10 @@ and the Server for shared state; it never touches sockets itself.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
+from websockets.typing import BytesLike
 
 from collector.sim import methods
 from collector.sim.channels import RawRefused
@@ -45,7 +47,7 @@ class Session:
         self.hb_handle = None
         self.later: list[bytes] = []   # frames that must follow the response (book snapshots)
 
-    def on_text(self, text: bytes) -> None:
+    def on_text(self, text: BytesLike) -> None:
         us_in = now_us()
         srv = self.server
         req_id = None
@@ -106,7 +108,8 @@ class Session:
     # ---- heartbeat -----------------------------------------------------------------------------
     def set_heartbeat(self, params: dict) -> str:
         try:
-            interval = float(params.get("interval"))
+            raw: Any = params.get("interval")  # None (missing) raises TypeError
+            interval = float(raw)
         except (TypeError, ValueError):
             raise invalid("interval", "must be present") from None
         if interval < self.server.min_heartbeat:

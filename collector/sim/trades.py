@@ -5,18 +5,35 @@ A mixin so the Market keeps one state object; it relies on the Market's ``rng``,
 
 from __future__ import annotations
 
+import collections
 import math
+import random
 from typing import TYPE_CHECKING
 
 from collector.sim.book import round_tick
 
 if TYPE_CHECKING:
-    from collector.sim.market import Inst
+    from collector.sim.book import Book
+    from collector.sim.market import CurState, Inst
 
 HOUR_MS = 3_600_000
 
 
 class TradeFlow:
+    # what the mixin relies on, set by the Market (annotations only: no class attributes)
+    rng: random.Random
+    cur: dict[str, CurState]
+    live: dict[str, Inst]
+    trade_rate: float
+    history: int
+    cur_trades: dict[str, collections.deque[dict]]
+    _pools: dict[str, tuple[list, list, list]] | None
+
+    if TYPE_CHECKING:
+        def price(self, inst: Inst) -> float: ...
+
+        def touch_book(self, inst: Inst, jitter: bool = True) -> Book: ...
+
     # ---- trades --------------------------------------------------------------------------------
     def _pool(self, c: str) -> tuple[list, list, list]:
         if self._pools is None:
@@ -119,4 +136,3 @@ class TradeFlow:
             b[2] = max(b[2], price)
             b[3] = min(b[3], price)
             b[5] += notional
-

@@ -12,6 +12,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from collector.deribit.fields import datetime_to_ms, ms_to_datetime
+
 PERPETUAL_EXPIRY_MS = 32503708800000  # 3000-01-01T08:00Z, as on Deribit
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 UTC = dt.timezone.utc
@@ -51,7 +53,7 @@ def currency_spec(code: str) -> CurrencySpec:
 
 
 def expiry_ms(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, 8, tzinfo=UTC).timestamp() * 1000)
+    return datetime_to_ms(dt.datetime(day.year, day.month, day.day, 8, tzinfo=UTC))
 
 
 def date_code(day: dt.date) -> str:
@@ -71,13 +73,14 @@ def settlement_period(day: dt.date) -> str:
 
 
 def first_expiry_day(now_ms: int) -> dt.date:
-    now = dt.datetime.fromtimestamp(now_ms / 1000, UTC)
+    now = ms_to_datetime(now_ms)
     day = now.date()
     return day if now.hour < 8 else day + dt.timedelta(days=1)
 
 
 def _months_ahead(start: dt.date, count: int, quarterly: bool) -> list[dt.date]:
-    out, year, month = [], start.year, start.month
+    out: list[dt.date] = []
+    year, month = start.year, start.month
     while len(out) < count:
         if not quarterly or month % 3 == 0:
             friday = last_friday(year, month)
@@ -147,7 +150,7 @@ def future_object(spec: CurrencySpec, day: dt.date | None, instrument_id: int, c
         "tick_size": spec.perp_tick if perp else spec.future_tick,
         "tick_size_steps": [],
         "taker_commission": 0.0005,
-        "settlement_period": "perpetual" if perp else settlement_period(day),
+        "settlement_period": "perpetual" if day is None else settlement_period(day),
         "settlement_currency": spec.currency,
         "quote_currency": "USD",
         "price_index": spec.index_name,
@@ -161,7 +164,7 @@ def future_object(spec: CurrencySpec, day: dt.date | None, instrument_id: int, c
         "instrument_id": instrument_id,
         "instrument_type": "reversed",
         "future_type": "reversed",
-        "expiration_timestamp": PERPETUAL_EXPIRY_MS if perp else expiry_ms(day),
+        "expiration_timestamp": PERPETUAL_EXPIRY_MS if day is None else expiry_ms(day),
         "creation_timestamp": created_ms,
         "counter_currency": "USD",
         "contract_size": spec.contract_size,

@@ -61,6 +61,7 @@ def ticker(m: Market, inst: Inst) -> dict:
         out["funding_8h"] = cs.funding[-1]["interest_8h"] if cs.funding else 0.0
         out["interest_value"] = cs.interest
     if inst.kind == "option":
+        assert inst.greeks is not None  # an option's, set with its mark
         vega_coin = inst.greeks["vega"] / inst.fwd if inst.fwd else 0.0
         out.update({
             "underlying_price": inst.fwd,

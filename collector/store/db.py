@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import psycopg
 
 APPLICATION_NAME = "deribit-collector"
 
 
-def connect(dsn: str, *, autocommit: bool = False, connect_timeout: int = 5, application: str = APPLICATION_NAME) -> psycopg.Connection:
+def one(cur: psycopg.Cursor) -> tuple[Any, ...]:
+    """The row of a query that always returns one (an aggregate, EXISTS, a function call)."""
+    row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+def connect(dsn: str, *, autocommit: bool = False, connect_timeout: int = 5,
+            application: str = APPLICATION_NAME) -> psycopg.Connection:
     """A connection with a connect timeout and TCP keepalives, so a dead server is noticed."""
     return psycopg.connect(
         dsn,

@@ -2,7 +2,9 @@
 
 PostgreSQL refuses to run as root; as root the cluster's directory is handed to the ``postgres`` OS
 user and the server runs as that user (``runuser``). The server listens on 127.0.0.1 and a Unix socket
-inside the cluster directory only, on a port chosen free at start unless one is given.
+inside the cluster directory only, on a port chosen free at start unless one is given. The server
+programs are found by :func:`find_bindir` unless the caller names them (``PG_BINDIR``, read by
+:mod:`collector.config`).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ class LocalPostgresError(RuntimeError):
     pass
 
 
-def find_bindir() -> Path:
-    """The newest ``/usr/lib/postgresql/N/bin`` (Debian/Ubuntu), or the directory of ``pg_ctl`` on PATH."""
-    env = os.environ.get("PG_BINDIR")
-    if env:
-        return Path(env)
+def find_bindir(configured: Path | str | None = None) -> Path:
+    """``configured`` when given; else the newest ``/usr/lib/postgresql/N/bin`` (Debian/Ubuntu), or the
+    directory of ``pg_ctl`` on PATH."""
+    if configured:
+        return Path(configured)
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
     if found:
         return Path(found[-1]).parent
@@ -41,12 +43,13 @@ def free_port() -> int:
 
 
 class LocalCluster:
-    def __init__(self, directory: Path | str, port: int | None = None, user: str = "postgres") -> None:
+    def __init__(self, directory: Path | str, port: int | None = None, user: str = "postgres",
+                 bindir: Path | str | None = None) -> None:
         self.dir = Path(directory).resolve()
         self.datadir = self.dir / "data"
         self.port = port
         self.user = user  # the database superuser name
-        self.bindir = find_bindir()
+        self.bindir = find_bindir(bindir)
         self.as_root = os.geteuid() == 0
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:

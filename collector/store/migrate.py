@@ -25,6 +25,9 @@ from typing import Callable, Iterable
 import psycopg
 from psycopg import sql
 
+from collector.errors import CollectorError
+from collector.store import db
+
 log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x636F6C6C  # "coll": the advisory lock id of the migration runner
@@ -44,7 +47,7 @@ OUR_NAMES = ("index_prices", "perpetuals_ohlcv", "futures_ohlcv", "options_ohlcv
 OUR_PER_CURRENCY = ("option_quotes", "option_trades", "option_orderbook_depth")
 
 
-class MigrationError(RuntimeError):
+class MigrationError(CollectorError, RuntimeError):
     """A migration cannot be applied safely (changed file, bad name, SQL error)."""
 
 
@@ -108,6 +111,7 @@ def migrate(conn: psycopg.Connection, currencies: Iterable[str] = (), *,
 
     def notice(diag: psycopg.errors.Diagnostic) -> None:
         if diag.severity_nonlocalized == "WARNING":
+            assert diag.message_primary is not None  # every notice has one
             on_warning(diag.message_primary + (f" (hint: {diag.message_hint})" if diag.message_hint else ""))
 
     conn.add_notice_handler(notice)
@@ -147,7 +151,7 @@ def _run_hooks(conn: psycopg.Connection, currencies: Iterable[str]) -> None:
     caggs_before = _caggs(conn)
     try:
         if _has_function(conn, "collector_timescaledb_setup"):
-            engine = conn.execute("SELECT collector_timescaledb_setup()").fetchone()[0]
+            engine = db.one(conn.execute("SELECT collector_timescaledb_setup()"))[0]
             log.info("timescaledb_setup", extra={"engine": engine})
         for cur in currencies:
             # the currency was validated (letters/digits) by config; the SQL function checks again
@@ -159,11 +163,11 @@ def _run_hooks(conn: psycopg.Connection, currencies: Iterable[str]) -> None:
                          .format(sql.Literal(name)))
     except psycopg.Error as err:
         raise MigrationError(f"{str(err).strip()}" + (f" (hint: {err.diag.message_hint})"
-                                                         if err.diag.message_hint else "")) from err
+                                                      if err.diag.message_hint else "")) from err
 
 
 def _caggs(conn: psycopg.Connection) -> set[str]:
-    if not conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')").fetchone()[0]:
+    if not db.one(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"))[0]:
         return set()
     return {r[0] for r in conn.execute(
         "SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema()")}
@@ -171,7 +175,7 @@ def _caggs(conn: psycopg.Connection) -> set[str]:
 
 def _refuse_foreign_layout(conn: psycopg.Connection, currencies: Iterable[str]) -> None:
     """A database never migrated by us that already has relations with our names: refuse, change nothing."""
-    if conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]:
+    if db.one(conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL"))[0]:
         return
     names = list(OUR_NAMES) + [f"{c.lower()}_{t}" for c in {*currencies, "BTC", "ETH"} for t in OUR_PER_CURRENCY]
     found = [r[0] for r in conn.execute(
@@ -186,4 +190,4 @@ def _refuse_foreign_layout(conn: psycopg.Connection, currencies: Iterable[str]) 
 
 
 def _has_function(conn: psycopg.Connection, name: str) -> bool:
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = %s)", (name,)).fetchone()[0]
+    return db.one(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = %s)", (name,)))[0]

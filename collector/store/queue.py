@@ -16,10 +16,10 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterable
 
-from collector.records import Record, table_of
+from collector.records import DataGap, Record, table_of
 from collector.store.spool import SpoolFull
 from collector.store.writer import BatchStore, overflow_gap
 
@@ -30,14 +30,8 @@ class WriteQueue:
     """Owns a BatchStore; run :meth:`run` as a task, :meth:`put` records, :meth:`close` at the end."""
 
     def __init__(self, store: BatchStore, *, batch_rows: int = 5000, max_age_s: float = 1.0,
-                 max_rows: int = 200_000, max_batch_rows: int | None = None,
-                 job: str | None = None, status_every_s: float = 5.0, stall_s: float = 5.0) -> None:
+                 max_rows: int = 200_000, max_batch_rows: int | None = None, stall_s: float = 5.0) -> None:
         self.store = store
-        self.job = job                      # the collector_status row this queue reports into
-        self.status_every_s = status_every_s
-        self.status_fields: dict = {}       # extra columns the owning job keeps current
-        self._status_at = 0.0
-        self.started_at = datetime.now(timezone.utc)
         self.batch_rows = batch_rows
         self.max_age_s = max_age_s
         self.max_rows = max(max_rows, batch_rows)
@@ -52,7 +46,6 @@ class WriteQueue:
         self.dropped = 0
         self._dropped_ranges: dict[str, list] = {}   # table -> [first ts, last ts, count]
         self._overflow_logged = False
-        self.flushes = 0
         self.last_flush_ok = 0.0       # monotonic time of the last flush that committed or spooled
 
     def __len__(self) -> int:
@@ -72,10 +65,6 @@ class WriteQueue:
         started = self._flush_started
         return started is not None and time.monotonic() - started > self.stall_s
 
-    def put_many(self, records: Iterable[Record]) -> None:
-        for r in records:
-            self.put(r)
-
     def _spill(self, count: int | None = None) -> None:
         """The queue is full: move the oldest rows (half by default) to the spool — a local file
         write, no database — or, when the spool is full too, drop them loudly."""
@@ -89,8 +78,7 @@ class WriteQueue:
             for i in range(0, len(group), step):
                 part = group[i:i + step]
                 try:
-                    self.store.spool.append(rtype.__table__, part)
-                    self.store.stats.spooled += len(part)
+                    self.store.spill(part)
                 except SpoolFull:
                     self._drop(part)
 
@@ -103,7 +91,7 @@ class WriteQueue:
 
     def _drop_table(self, table: str, rows: list[Record]) -> None:
         self.dropped += len(rows)
-        ts = [r.timestamp for r in rows if isinstance(getattr(r, "timestamp", None), datetime)]
+        ts = [t for r in rows if isinstance(t := getattr(r, "timestamp", None), datetime)]
         rng = self._dropped_ranges.setdefault(table, [min(ts), max(ts), 0] if ts else [None, None, 0])
         if ts:
             rng[0] = min(rng[0], *ts) if rng[0] else min(ts)
@@ -115,7 +103,7 @@ class WriteQueue:
                                                 "action": "dropping rows; they are counted and recorded in data_gaps"})
             self._overflow_logged = True
 
-    def _take_gaps(self) -> list[Record]:
+    def take_gaps(self) -> list[DataGap]:
         gaps = [overflow_gap(table, first, last, count) for table, (first, last, count) in self._dropped_ranges.items()
                 if first is not None]
         self._dropped_ranges.clear()
@@ -152,9 +140,9 @@ class WriteQueue:
         if self._pending:
             self._first_at = time.monotonic()
         if self._dropped_ranges and self.store.stats.db_up:
-            batch.extend(self._take_gaps())
+            batch.extend(self.take_gaps())
         self._flush_started = time.monotonic()
-        write = asyncio.get_running_loop().run_in_executor(None, self._write, batch)
+        write = asyncio.get_running_loop().run_in_executor(None, self.store.write, batch)
         try:
             # shielded: cancelling the flusher (at shutdown) must never cancel a write that has not
             # started in its thread yet -- the batch is out of _pending and would be lost silently
@@ -168,18 +156,6 @@ class WriteQueue:
             await asyncio.sleep(1.0)
         finally:
             self._flush_started = None
-        self.flushes += 1
-
-    def _write(self, batch: list[Record]):
-        """In the worker thread: the batch, then (every few seconds) this job's status row."""
-        result = self.store.write(batch)
-        now = time.monotonic()
-        if self.job and now - self._status_at >= self.status_every_s:
-            self._status_at = now
-            self.store.report_status(self.job, self.state(), started_at=self.started_at,
-                                     rows_dropped=self.dropped, queue_rows=len(self._pending),
-                                     **self.status_fields)
-        return result
 
     def state(self) -> str:
         if self._dropped_ranges or (self.dropped and self.store.spool.is_full()):
@@ -198,8 +174,8 @@ class WriteQueue:
             self._flush_lock.release()
         except TimeoutError:
             log.error("flush_in_flight_at_close", extra={"timeout_s": timeout_s,
-                                                          "action": "its rows reach the database or the spool "
-                                                                    "when the write returns"})
+                                                         "action": "its rows reach the database or the spool "
+                                                                   "when the write returns"})
         while self._pending and time.monotonic() < deadline:
             await self._flush_once()
         if self._pending:  # out of time: the spool is local and fast

@@ -31,16 +31,15 @@ def latest_timestamps(dsn: str, rtype: type[Record], instruments: Sequence[str])
     return {name: ts for name, ts in rows if ts is not None}
 
 
-
 def stream_baselines(dsn: str, currency: str, horizon_s: float) -> tuple[dict[str, int], datetime | None, datetime | None]:
     """Where a currency's stream resumes: ``({instrument: last trade_seq}`` within ``horizon_s``,
     newest stored trade time, newest stored quote time``)``. Raises ``psycopg.Error``."""
     trades = sql.Identifier(f"{currency.lower()}_option_trades")
     quotes = sql.Identifier(f"{currency.lower()}_option_quotes")
     with db.connect(dsn, autocommit=True) as conn:
-        seqs = dict(conn.execute(sql.SQL(
+        seqs: dict[str, int] = dict(conn.execute(sql.SQL(
             "SELECT instrument, max(trade_seq) FROM {} WHERE timestamp > now() - make_interval(secs => %s) "
             "GROUP BY instrument").format(trades), (horizon_s,)).fetchall())
-        last_trade = conn.execute(sql.SQL("SELECT max(timestamp) FROM {}").format(trades)).fetchone()[0]
-        last_quote = conn.execute(sql.SQL("SELECT max(timestamp) FROM {}").format(quotes)).fetchone()[0]
+        last_trade = db.one(conn.execute(sql.SQL("SELECT max(timestamp) FROM {}").format(trades)))[0]
+        last_quote = db.one(conn.execute(sql.SQL("SELECT max(timestamp) FROM {}").format(quotes)))[0]
     return seqs, last_trade, last_quote

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import msgspec
 
+from collector.errors import CollectorError
 from collector.records import BY_TABLE, Record
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,11 @@ _encoder = msgspec.msgpack.Encoder()
 _decoders: dict[type, msgspec.msgpack.Decoder] = {}
 
 
-class SpoolFull(Exception):
+class SpoolFull(CollectorError):
     """The spool has reached its size limit; the segment was not written."""
 
 
-class SpoolCorrupt(Exception):
+class SpoolCorrupt(CollectorError):
     """A segment could not be decoded (it was moved aside as ``*.bad``)."""
 
 
@@ -112,8 +113,8 @@ class Spool:
             if rtype is None:
                 raise msgspec.DecodeError(f"unknown table {seg.table!r}")
             dec = _decoders.get(rtype)
-            if dec is None:
-                dec = _decoders[rtype] = msgspec.msgpack.Decoder(list[rtype])
+            if dec is None:  # list[rtype]: a type built at run time, which mypy cannot check
+                dec = _decoders[rtype] = msgspec.msgpack.Decoder(list[rtype])  # type: ignore[valid-type]
             return dec.decode(seg.path.read_bytes())
         except (msgspec.DecodeError, msgspec.ValidationError) as err:
             bad = seg.path.with_suffix(".bad")

@@ -12,6 +12,8 @@ from typing import Any, Iterable
 import psycopg
 from psycopg import sql
 
+from collector.store import db
+
 COMMON_RELATIONS = (
     "index_prices", "perpetuals_ohlcv", "futures_ohlcv", "options_ohlcv", "options_greeks",
     "funding_rates", "perpetuals_orderbook_depth",
@@ -43,21 +45,21 @@ class RelationStatus:
 
 
 def relation_status(conn: psycopg.Connection, relation: str, exact: bool = False) -> RelationStatus:
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()[0]
+    exists = db.one(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)))[0]
     if not exists:
         return RelationStatus(relation, None, True, None, None)
     ident = sql.Identifier(relation)
-    latest, now = conn.execute(sql.SQL("SELECT max(timestamp), now() FROM {}").format(ident)).fetchone()
+    latest, now = db.one(conn.execute(sql.SQL("SELECT max(timestamp), now() FROM {}").format(ident)))
     if latest is None:
         return RelationStatus(relation, 0, True, None, None)
     rows, is_exact = None, exact
     if not exact:
-        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {}").format(ident)).fetchone()[0]
+        plan = db.one(conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {}").format(ident)))[0]
         plan = json.loads(plan) if isinstance(plan, str) else plan
         rows = int(plan[0]["Plan"]["Plan Rows"])
         is_exact = rows < EXACT_COUNT_BELOW
     if is_exact:
-        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()[0]
+        rows = db.one(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)))[0]
     return RelationStatus(relation, rows, is_exact, latest, now - latest)
 
 

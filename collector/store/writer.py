@@ -14,28 +14,24 @@ kept in ``<spool>/rejected/`` and counted; one bad row never costs a batch.
 from __future__ import annotations
 
 import logging
-import operator
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
 
-import msgspec
 import psycopg
-from psycopg import sql
 
-from collector.records import RECORD_TYPES, DataGap, Record, columns_of
+from collector.backoff import exponential
+from collector.records import RECORD_TYPES, DataGap, Record
 from collector.store import db, status
+from collector.store.staging import Groups, SchemaMismatch, StageTable, group, stage_table, table_name
 from collector.store.spool import Spool, SpoolCorrupt, SpoolFull
 
 log = logging.getLogger(__name__)
-_astuple = msgspec.structs.astuple
 
-
-class SchemaMismatch(RuntimeError):
-    """The database lacks a table or column the records need: run `collector db migrate`."""
+__all__ = ["BatchStore", "SchemaMismatch", "WriteResult", "WriteStats", "group", "overflow_gap"]
 
 
 @dataclass
@@ -61,34 +57,6 @@ class WriteResult:
     overflow: tuple[Record, ...] = ()   # rows neither committed nor spooled (the spool is full)
 
 
-@dataclass
-class _Table:
-    name: str
-    columns: tuple[str, ...]
-    pg_types: list[str] = field(default_factory=list)
-    create_stage: sql.Composed | None = None
-    copy: sql.Composed | None = None
-    merge: sql.Composed | None = None
-    project: Callable[[tuple], tuple] | None = None  # record tuple -> row (drops currency per currency)
-
-
-# A batch grouped by target: (record type, currency for a per-currency type else None) -> rows
-Groups = dict[tuple[type[Record], str | None], list[Record]]
-
-
-def group(records: Iterable[Record]) -> Groups:
-    groups: Groups = defaultdict(list)
-    for r in records:
-        rtype = type(r)
-        groups[(rtype, r.currency if rtype.__per_currency__ else None)].append(r)  # type: ignore[attr-defined]
-    return groups
-
-
-def _table_name(key: tuple[type[Record], str | None]) -> str:
-    rtype, cur = key
-    return rtype.__table__ if cur is None else f"{cur.lower()}_{rtype.__table__}"
-
-
 class BatchStore:
     """Idempotent batch writes with an outage spool. Calls are serialized by a lock (one connection)."""
 
@@ -98,16 +66,17 @@ class BatchStore:
         self.spool = spool
         self.stats = WriteStats()
         self._conn: psycopg.Connection | None = None
-        self._tables: dict[str, _Table] = {}
+        self._tables: dict[str, StageTable] = {}
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
-        self._retry_delay = retry_initial_s
+        self._failures = 0              # connection failures in a row: the backoff's attempt
         self._next_try = 0.0
         self._clock = clock
         self._replay_per_write = replay_segments_per_write
         self._down_logged = False
         self._reject_spool: Spool | None = None
         self._lock = threading.RLock()
+        self._spooled_lock = threading.Lock()  # stats.spooled is counted by the writer and by spill()
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -127,7 +96,7 @@ class BatchStore:
             self._mark_down(err)
             return None
         self._conn = conn
-        self._retry_delay = self._retry_initial
+        self._failures = 0
         self.stats.db_up = True
         if self._down_logged:
             log.warning("database_back", extra={"spool_segments": len(self.spool), "spool_bytes": self.spool.bytes})
@@ -138,8 +107,8 @@ class BatchStore:
         self.close()
         self.stats.db_up = False
         self.stats.errors += 1
-        self._next_try = self._clock() + self._retry_delay
-        self._retry_delay = min(self._retry_delay * 2, self._retry_max)
+        self._next_try = self._clock() + exponential(self._failures, self._retry_initial, self._retry_max)
+        self._failures += 1
         if not self._down_logged:
             log.error("database_unavailable", extra={"error": str(err).strip()[:300], "action": "spooling"})
             self._down_logged = True
@@ -152,32 +121,8 @@ class BatchStore:
             if not rtype.__per_currency__:
                 self._prepare_table(conn, rtype, rtype.__table__)
 
-    def _prepare_table(self, conn: psycopg.Connection, rtype: type[Record], name: str) -> _Table:
-        """Learn the column types for binary COPY; create the temporary staging table (outside any
-        transaction, so that a rolled-back batch never takes it away)."""
-        cols = columns_of(rtype)
-        found = dict(conn.execute(
-            "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
-            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped", (name,)).fetchall())
-        missing = [c for c in cols if c not in found]
-        if missing:
-            hint = (f" (COLLECTOR_CURRENCIES must include {name.split('_', 1)[0].upper()})"
-                    if rtype.__per_currency__ else "")
-            raise SchemaMismatch(f"table {name} lacks columns {missing} (or does not exist): "
-                                 f"run `collector db migrate`{hint}")
-        stage = sql.Identifier(f"_stage_{name}")
-        target = sql.Identifier(name)
-        collist = sql.SQL(", ").join(map(sql.Identifier, cols))
-        t = _Table(name, cols, [found[c] for c in cols])
-        t.create_stage = sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(stage, target)
-        t.copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, collist)
-        t.merge = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(target, collist, collist, stage)
-        if rtype.__per_currency__:
-            fields = rtype.__struct_fields__
-            t.project = operator.itemgetter(*[fields.index(c) for c in cols])
-        conn.execute(t.create_stage)
-        self._tables[name] = t
+    def _prepare_table(self, conn: psycopg.Connection, rtype: type[Record], name: str) -> StageTable:
+        self._tables[name] = t = stage_table(conn, rtype, name)
         return t
 
     def close(self) -> None:
@@ -220,23 +165,12 @@ class BatchStore:
         inserted = staged = 0
         tables = []
         for key in groups:
-            name = _table_name(key)
+            name = table_name(key)
             tables.append(self._tables.get(name) or self._prepare_table(conn, key[0], name))
         with conn.transaction():
             with conn.cursor() as cur:
                 for t, rows in zip(tables, groups.values()):
-                    with cur.copy(t.copy) as copy:
-                        copy.set_types(t.pg_types)
-                        write_row = copy.write_row
-                        project = t.project
-                        if project is None:
-                            for r in rows:
-                                write_row(_astuple(r))
-                        else:
-                            for r in rows:
-                                write_row(project(_astuple(r)))
-                    cur.execute(t.merge)
-                    inserted += cur.rowcount
+                    inserted += t.merge_rows(cur, rows)
                     staged += len(rows)
         return inserted, staged
 
@@ -255,8 +189,16 @@ class BatchStore:
                 n += len(rows)
             except SpoolFull:
                 overflow.extend(rows)  # the caller decides: count, log, data_gaps
-        self.stats.spooled += n
+        with self._spooled_lock:
+            self.stats.spooled += n
         return WriteResult(spooled=n, overflow=tuple(overflow))
+
+    def spill(self, rows: Sequence[Record]) -> None:
+        """Rows of one type straight to the spool, without the database (a full queue): the caller's
+        thread, never waiting for a flush in flight. Raises SpoolFull."""
+        self.spool.append(type(rows[0]).__table__, rows)
+        with self._spooled_lock:
+            self.stats.spooled += len(rows)
 
     def _isolate(self, groups: Groups, err: psycopg.Error) -> WriteResult:
         """The batch failed because of its data: write what is good, keep the bad rows aside."""
@@ -374,5 +316,3 @@ def overflow_gap(table: str, first: datetime, last: datetime, count: int) -> Dat
     return DataGap(timestamp=datetime.now(timezone.utc), relation=table, instrument="", currency="",
                    gap_start=first, gap_end=last, cause="writer_overflow", recoverable=False,
                    missing_count=count, details="queue and spool full; rows dropped")
-
-

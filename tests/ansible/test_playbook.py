@@ -36,7 +36,7 @@ TEST_USER = "colltest"
 READER_PASSWORD = "not-a-secret 'quoted' $x"
 
 needs_ansible = pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook not installed (pip install ansible-core: "
-                                                             "the test extras of pyproject.toml)")
+                                                            "the test extras of pyproject.toml)")
 
 
 def _env() -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import collector.deribit
 
 FORBIDDEN = ("collector.store", "collector.jobs", "collector.sim", "collector.cli")
-PURE = ("frames", "fields", "parse", "parse_rest", "sequence", "protocol", "wsframes")
+PURE = ("frames", "fields", "instruments", "parse", "parse_rest", "sequence", "protocol", "wsframes")
 IMPURE_MODULES = {"logging", "time", "socket", "requests", "threading", "asyncio", "websockets", "random", "os"}
 
 

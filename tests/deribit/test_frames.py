@@ -100,8 +100,21 @@ def test_classify_never_raises_on_random_structures():
             return [gen(depth - 1) for _ in range(rng.randint(0, 3))]
         return {rng.choice(keys): gen(depth - 1) for _ in range(rng.randint(0, 4))}
 
+    kinds: dict[type, int] = {}
     for _ in range(5000):
-        classify(gen(4))
+        msg = gen(4)
+        f = classify(msg)
+        kinds[type(f)] = kinds.get(type(f), 0) + 1
+        # every frame is one of the four kinds, and each kind's invariant holds
+        if isinstance(f, Notification):
+            assert isinstance(f.channel, str) and f.channel
+        elif isinstance(f, Heartbeat):
+            assert f.type in ("heartbeat", "test_request")
+        elif isinstance(f, Response):
+            assert f.error is None or isinstance(f.error, RpcError)
+        else:
+            assert isinstance(f, Unknown) and isinstance(f.reason, str) and f.reason
+    assert kinds.get(Unknown, 0) > 1000   # random structures are mostly not Deribit messages
 
 
 def test_split_notification_fast_path(examples):

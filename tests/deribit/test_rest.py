@@ -143,6 +143,18 @@ def test_trades_helpers_query(server, client, examples):
     assert server.seen[-1][1] == {"instrument_name": "BTC-PERPETUAL", "depth": "5"}
 
 
+def test_trades_by_currency_and_time_query(server, client, examples):
+    server.push("get_last_trades_by_currency_and_time", 200,
+                examples.envelope("rest_get_last_trades_by_currency_and_time"))
+    start = datetime(2024, 3, 13, 11, 0, tzinfo=timezone.utc)
+    res = client.get_last_trades_by_currency_and_time("BTC", start, 1710328421000, kind="option", count=1000,
+                                                      sorting="asc")
+    assert server.seen[-1] == ("/api/v2/public/get_last_trades_by_currency_and_time",
+                               {"currency": "BTC", "kind": "option", "start_timestamp": "1710327600000",
+                                "end_timestamp": "1710328421000", "count": "1000", "sorting": "asc"})
+    assert P.trades(res) and "has_more" in res
+
+
 def test_10028_is_retried_and_drains_the_bucket(server, client, examples):
     server.push("ticker", 400, {"jsonrpc": "2.0", "error": {"code": 10028, "message": "too_many_requests"}})
     server.push("ticker", 200, examples.envelope("rest_ticker"))
@@ -184,7 +196,7 @@ def test_instrument_not_found_is_not_retried(server, client, examples):
 
 def test_other_errors(server, client):
     server.push("get_order_book", 400, {"jsonrpc": "2.0", "error": {"code": -32602, "message": "Invalid params",
-                                                                      "data": {"reason": "wrong format", "param": "depth"}}})
+                                                                    "data": {"reason": "wrong format", "param": "depth"}}})
     with pytest.raises(InvalidParams) as err:
         client.get_order_book("BTC-PERPETUAL", 7)
     assert type(err.value) is InvalidParams and err.value.param == "depth"

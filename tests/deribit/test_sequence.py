@@ -51,11 +51,11 @@ def test_seed_reports_what_a_restart_missed():
     assert s.feed(A, 15) == TradeGap(A, 11, 14)
 
 
-def test_check_batch_of_records(examples):
+def test_real_trades_against_a_seeded_baseline(examples):
     [t] = P.trades(examples.data("ws_trades_kind_currency_docs"))  # trade_seq 2
     s = TradeSequence({t.instrument: 0})
-    keep, gaps, dups = s.check([t, t])
-    assert keep == [t] and gaps == [TradeGap(t.instrument, 1, 1)] and len(dups) == 1
+    results = [s.feed(r.instrument, r.trade_seq) for r in (t, t)]
+    assert results == [TradeGap(t.instrument, 1, 1), TradeDuplicate(t.instrument, 2, 2)]
 
 
 # -- books ---------------------------------------------------------------------------------------------

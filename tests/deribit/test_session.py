@@ -10,13 +10,19 @@ import socket
 import requests
 
 from collector.deribit import protocol
-from collector.deribit.session import WsSession, backoff_delay
+from collector.backoff import full_jitter
+from collector.deribit.session import WsSession
 from collector.sim.runner import SimThread
 from collector.sim.server import SimConfig
 
 
 def test_backoff_is_capped_exponential_with_full_jitter():
+    """The session's reconnect delay: full_jitter with a floor of half the initial delay."""
     rng = random.Random(1)
+
+    def backoff_delay(attempt, initial, maximum, rng):
+        return full_jitter(attempt, initial, maximum, floor=initial / 2, rng=rng)
+
     for attempt in range(40):
         d = backoff_delay(attempt, 1.0, 60.0, rng)
         assert 0.5 <= d <= min(60.0, 2.0 ** attempt)

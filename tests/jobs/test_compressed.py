@@ -56,7 +56,7 @@ def test_restart_backfill_into_a_compressed_chunk_equals_the_truth(dsn, tmp_path
     sim = start_sim(strikes=3, rate=300, trade_rate=300, speed=0, trade_history=200_000)
     try:
         first = JobThread(settings_for(sim, dsn, tmp_path / "spool")).start()
-        wait_until(lambda: first.job._ready, 30, what="READY")
+        wait_until(lambda: first.job.ready, 30, what="READY")
         control(sim, "clock", {"speed": 1})
         wait_until(lambda: len(db_option_trades(dsn)) > 150, 30, what="trades")
         assert first.stop() == 0

@@ -56,6 +56,6 @@ def test_an_option_expired_between_listing_and_fetch_is_skipped_quietly(rest_sim
     names = sorted(i["name"] for i in live(sim, "option"))[:2]
     control(sim, "fault", {"kind": "expire", "instrument": names[0]})
     with RestPass(settings_for(sim, dsn, tmp_path / "spool"), "depth", bucket=bucket) as p:
-        p.run([Task(n, depth._snapshot(p, n, 20, option=True)) for n in names])
+        p.run([Task(n, depth.snapshot_task(p, n, 20, option=True)) for n in names])
     assert p.outcome.exit_code == EXIT_OK and p.outcome.skipped == [names[0]]
     assert [r[0] for r in conn.execute("SELECT instrument FROM btc_option_orderbook_depth")] == [names[1]]

@@ -41,7 +41,7 @@ def test_an_option_expired_between_listing_and_fetch_is_skipped_quietly(rest_sim
     names = sorted(i["name"] for i in live(sim, "option"))[:3]
     control(sim, "fault", {"kind": "expire", "instrument": names[0]})  # after our "listing"
     with RestPass(settings_for(sim, dsn, tmp_path / "spool"), "greeks", bucket=bucket) as p:
-        p.run([Task(n, greeks._greeks(p, n)) for n in names])
+        p.run([Task(n, greeks.greeks_task(p, n)) for n in names])
     assert p.outcome.exit_code == EXIT_OK and p.outcome.skipped == [names[0]]
     stored = [r[0] for r in conn.execute("SELECT instrument FROM options_greeks ORDER BY 1")]
     assert stored == names[1:]

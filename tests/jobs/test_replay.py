@@ -38,7 +38,7 @@ def test_replaying_the_archive_of_a_live_run_gives_the_same_rows(pg, migrated_te
                     archive_dir=archive).start()
     other = create_database(pg, template=migrated_template)
     try:
-        wait_until(lambda: job.job._ready, 30, what="READY")
+        wait_until(lambda: job.job.ready, 30, what="READY")
         control(sim, "clock", {"speed": 1})
         wait_until(lambda: rows(dsn, "SELECT count(*) FROM btc_option_trades")[0][0] > 100, 30, what="trades")
         control(sim, "clock", {"speed": 0})

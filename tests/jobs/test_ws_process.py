@@ -70,10 +70,10 @@ def test_heartbeats_keep_a_quiet_connection_open(dsn, tmp_path):
     sim = start_sim(strikes=2, rate=0, trade_rate=0, min_heartbeat=0.5)
     job = JobThread(settings_for(sim, dsn, tmp_path / "spool"), options=replace(FAST, heartbeat_s=1)).start()
     try:
-        wait_until(lambda: job.job._ready, 30, what="READY")
-        time.sleep(15)   # 15 heartbeat intervals with no market data at all
+        wait_until(lambda: job.job.ready, 30, what="READY")
+        # 10 heartbeat intervals with no market data at all
+        wait_until(lambda: job.job.session.heartbeats_answered >= 10, 60, what="10 answered heartbeats")
         assert job.alive
-        assert job.job.session.heartbeats_answered >= 10
         assert job.job.session.connects == 1
         assert job.job.pipeline.counts["trades"] == 0
         events = control(sim, "stats")["events"]
@@ -130,13 +130,11 @@ def test_sigterm_mid_stream_exits_0_with_everything_stored(dsn, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ns.wait_for("READY=1", 30)
-        time.sleep(3)
-        t = time.monotonic()
+        wait_until(lambda: rows(dsn, "SELECT count(*) FROM btc_option_quotes")[0][0] > 0, 30, what="quotes stored")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=15)
-        took = time.monotonic() - t
+        _, err = proc.communicate(timeout=60)   # a bound for a hung process, not a speed target
         assert proc.returncode == 0, err[-3000:]
-        assert took < 10, f"took {took:.1f} s to stop"
+        assert '"ws_stopping"' in err                                   # the signal was handled, not fatal
         assert any("STOPPING=1" in m for m in ns.read(0.5) + [m for _, m in ns.seen])
         done = _stopped_line(err)
         assert done["trades"] > 0 and done["quotes"] > 0

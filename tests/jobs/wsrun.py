@@ -12,6 +12,7 @@ import psycopg
 import requests
 
 from collector.config import Settings
+from collector.deribit.instruments import is_option
 from collector.jobs.ws import WsJob, WsOptions
 from collector.sim.runner import SimThread
 from collector.sim.server import SimConfig
@@ -97,7 +98,7 @@ class JobThread:
 
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.loop is not None and self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self.job._stop.set)
+            self.loop.call_soon_threadsafe(self.job.stop)
         self.thread.join(timeout)
         if self.error is not None:
             raise self.error
@@ -112,7 +113,7 @@ def rows(dsn: str, query: str, *args) -> list[tuple]:
 def sim_option_trades(sim: SimThread, currency: str = "BTC") -> set[tuple[str, int]]:
     got = control(sim, "trades", currency=currency)
     assert got["complete"], "the simulator's trade history was truncated: raise trade_history"
-    return {(t["instrument_name"], t["trade_seq"]) for t in got["trades"] if t["instrument_name"].count("-") == 3}
+    return {(t["instrument_name"], t["trade_seq"]) for t in got["trades"] if is_option(t["instrument_name"])}
 
 
 def db_option_trades(dsn: str, currency: str = "BTC") -> list[tuple[str, int]]:

@@ -59,7 +59,7 @@ def test_book_diff():
     import random
     b = Book(0.5, 10, 100, random.Random(1))
     b.recentre(1000.0, 0.5)
-    old_b, old_a = dict(b.bids), dict(b.asks)
+    old_b = dict(b.bids)
     b.recentre(1003.0, 0.5)
     applied = dict(old_b)
     for action, price, amount in diff_side(old_b, b.bids):

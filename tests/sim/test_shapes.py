@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from collector.deribit.instruments import is_option
 from tests.sim.conftest import control, rest
 from tests.sim.shapes import example, mismatches
 
@@ -23,7 +24,7 @@ def _traded(sim, cur="BTC", kind="future"):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for name, row in control(sim, "stats")["instruments"].items():
-            if name.startswith(cur + "-") and (name.count("-") == 3) == (kind == "option"):
+            if name.startswith(cur + "-") and is_option(name) == (kind == "option"):
                 return name
         time.sleep(0.2)
     raise AssertionError("no trade generated")

@@ -144,8 +144,8 @@ def test_user_queries_run_as_written(empty_dsn):
         assert counts["eth_option_quotes"] == 5 and counts["btc_option_quotes"] == 1
         fresh = conn.execute(PLAN_FRESHNESS_QUERY).fetchall()
         assert {r[0]: r[1] for r in fresh} == {"eth_option_quotes": 5, "btc_option_quotes": 1, "perpetuals_ohlcv": 0,
-                                              "futures_ohlcv": 0, "options_ohlcv": 0, "options_greeks": 0,
-                                              "funding_rates": 0}
+                                               "futures_ohlcv": 0, "options_ohlcv": 0, "options_greeks": 0,
+                                               "funding_rates": 0}
         quality = conn.execute(PLAN_QUALITY_QUERY).fetchall()
         assert [(cur, n) for cur, n, _first, _last in quality] == [("ETH", 1)]
         assert quality[0][2].isoformat() == "2026-11-25T10:05:00+00:00"
@@ -200,8 +200,9 @@ def test_bad_file_names_are_refused(tmp_path):
 
 
 def test_cli_migrate_twice_then_status(empty_dsn):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "collector.cli", "--database-url", empty_dsn, *a],
-                                    capture_output=True, text=True, timeout=60)
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "collector.cli", "--database-url", empty_dsn, *a],
+                              capture_output=True, text=True, timeout=60)
     first = run("db", "migrate")
     assert first.returncode == 0, first.stderr
     assert "applied" in first.stdout

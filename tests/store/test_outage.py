@@ -121,7 +121,7 @@ def test_process_killed_while_database_down_replays_its_spool_on_next_start(pg_o
 
 def test_full_queue_and_full_spool_drop_loudly_and_record_the_gap(dsn, tmp_path, caplog):
     store = BatchStore("postgresql://nobody@127.0.0.1:1/nothing", Spool(tmp_path / "spool", 1024**2), retry_initial_s=60)
-    q = WriteQueue(store, batch_rows=100, max_age_s=10, max_rows=1000, job="test")
+    q = WriteQueue(store, batch_rows=100, max_age_s=10, max_rows=1000)
 
     async def flood():
         for i in range(50_000):  # far more than 1 MiB of spool
@@ -133,7 +133,7 @@ def test_full_queue_and_full_spool_drop_loudly_and_record_the_gap(dsn, tmp_path,
     assert any(r.message == "writer_overflow" for r in caplog.records)
     assert q.state() == "overflow"
     # once a database takes writes, the loss is recorded in data_gaps with its time range
-    gaps = q._take_gaps()
+    gaps = q.take_gaps()
     live = BatchStore(dsn, Spool(tmp_path / "spool2", 1024**2))
     live.write(gaps)
     with psycopg.connect(dsn) as conn:

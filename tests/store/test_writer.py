@@ -87,6 +87,20 @@ def test_unreachable_database_spools_then_replays_in_order(dsn, tmp_path, conn):
     live.close()
 
 
+def test_unreachable_database_is_retried_with_a_capped_doubling_backoff(tmp_path):
+    now = [0.0]
+    dead = BatchStore("postgresql://nobody@127.0.0.1:1/nothing", Spool(tmp_path / "spool", 64 * 1024**2),
+                      retry_initial_s=1.0, retry_max_s=4.0, clock=lambda: now[0])
+    tried = []
+    for t in range(20):
+        now[0] = float(t)
+        errors = dead.stats.errors
+        assert dead.write([R.IndexPrice(T0 + timedelta(seconds=t), "eth_usd", 3000.0)]).spooled == 1
+        if dead.stats.errors > errors:
+            tried.append(t)
+    assert tried == [0, 1, 3, 7, 11, 15, 19]   # waits of 1, 2, 4, then 4 (the cap)
+
+
 def test_bad_row_is_isolated_not_the_batch(store, conn, tmp_path):
     good = [R.OptionTrade(T0 + timedelta(seconds=i), "BTC-27DEC26-100000-C", "BTC", i, str(i), 0.01, 1.0, "sell")
             for i in range(100)]
