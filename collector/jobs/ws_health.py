@@ -104,7 +104,7 @@ class Health:
 
     # -- collector_status -------------------------------------------------------------------------
 
-    def _row(self, state: str) -> dict[str, Any]:
+    def _row(self) -> dict[str, Any]:
         c = self._counters()
         last = self._session.last_frame_at
         return {"started_at": self.started_at, "rows_dropped": self._queue.dropped, "queue_rows": len(self._queue),
@@ -113,7 +113,7 @@ class Health:
 
     def report(self, state: str | None = None) -> bool:
         """Upsert the status row now (blocking: call it in a thread); False while the database is away."""
-        return self._queue.store.report_status(self.job, state or self._queue.state(), **self._row(state or ""))
+        return self._queue.store.report_status(self.job, state or self._queue.state(), **self._row())
 
     async def report_loop(self) -> None:
         """The status row every few seconds (a task of the job)."""
