@@ -13,7 +13,6 @@ from psycopg import sql
 from pytest_postgresql import factories
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 PG_CTL = str(ROOT / "tests" / "support" / "pg_ctl")
 PG_CTL_TSDB = str(ROOT / "tests" / "support" / "pg_ctl_timescaledb")
 TSDB_OPTIONS = "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"

@@ -1,4 +1,5 @@
-"""Fixtures for the Deribit tests: the real/documented example messages in ../shared/deribit/examples."""
+"""Fixtures for the Deribit tests: the real/documented example messages in tests/data/deribit/ (each with its
+source beside it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "deribit" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "deribit"
 
 
 class Examples:
@@ -51,7 +52,4 @@ class Examples:
 
 @pytest.fixture(scope="session")
 def examples() -> Examples:
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"Deribit example messages not found at {EXAMPLES} (expected ../shared/deribit/examples "
-                    "beside the repository)")
     return Examples(EXAMPLES)

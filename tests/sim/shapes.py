@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "deribit" / "examples"
-if not EXAMPLES.is_dir():  # the shared tree beside the checkout
-    EXAMPLES = Path("/work/shared/deribit/examples")
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "deribit"  # copied from shared/, sources beside
 
 # Keys Deribit itself sends as null in some states (no trades in 24 h, an empty book side, ...).
 NULLABLE = {"last_price", "last", "high", "low", "price_change", "mid_price", "bid_price", "ask_price",
