@@ -221,12 +221,20 @@ RECORD_TYPES: tuple[type[Record], ...] = (
 BY_TABLE: dict[str, type[Record]] = {t.__table__: t for t in RECORD_TYPES}
 
 
-def table_of(record: Record) -> str:
-    """The table a record is written to: ``__table__``, or ``{currency}_{__table__}`` per currency."""
-    rtype = type(record)
+def table_name(rtype: type[Record], currency: str | None = None) -> str:
+    """The table rows of ``rtype`` go to: ``__table__``, or ``{currency}_{__table__}`` per currency
+    (``table_name(OptionTrade, "ETH")`` is ``eth_option_trades``)."""
     if rtype.__per_currency__:
-        return f"{record.currency.lower()}_{rtype.__table__}"  # type: ignore[attr-defined]
+        if not currency:
+            raise ValueError(f"{rtype.__name__} is per currency: a currency is needed")
+        return f"{currency.lower()}_{rtype.__table__}"
     return rtype.__table__
+
+
+def table_of(record: Record) -> str:
+    """The table a record is written to."""
+    rtype = type(record)
+    return table_name(rtype, record.currency if rtype.__per_currency__ else None)  # type: ignore[attr-defined]
 
 
 def columns_of(rtype: type[Record]) -> tuple[str, ...]:

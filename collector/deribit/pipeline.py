@@ -176,9 +176,6 @@ class Pipeline:
         """Trades fetched over REST (a backfill): the baseline moves over the contiguous run only."""
         return self._seq.advance(instrument, seqs)
 
-    def last_trade_seq(self, instrument: str) -> int | None:
-        return self._seq.last(instrument)
-
     # -- books -----------------------------------------------------------------------------------
 
     def _book(self, channel: str, data: Any) -> None:

@@ -16,6 +16,7 @@ from collector.deribit import parse
 from collector.deribit.instruments import is_perpetual
 from collector.deribit.rest import RestClient
 from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries
+from collector.records import OptionBookDepth, table_name
 
 JOB = "depth"
 BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)  # the values get_order_book accepts
@@ -54,7 +55,7 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
                      if is_perpetual(s["instrument_name"])]
             options = top_by_open_interest(listed.get(f"options {cur}", []), settings.depth_options_top_n)
             perp_gap = Gap("perpetuals_orderbook_depth", now, now, recoverable=False)
-            option_gap = Gap(f"{cur.lower()}_option_orderbook_depth", now, now, recoverable=False)
+            option_gap = Gap(table_name(OptionBookDepth, cur), now, now, recoverable=False)
             tasks += [Task(name, snapshot_task(p, name, n, option=False), perp_gap) for name in perps]
             tasks += [Task(name, snapshot_task(p, name, n, option=True), option_gap) for name in options]
         p.run(tasks)

@@ -23,7 +23,7 @@ from collector.deribit.rest import DeribitError, RestClient
 from collector.deribit.sequence import BookStep, TradeGap
 from collector.deribit.session import ConnectInfo, DisconnectInfo
 from collector.jobs import backfill
-from collector.records import DataGap, OptionTrade, Record
+from collector.records import DataGap, OptionBookDepth, OptionQuote, OptionTrade, Record, table_name
 
 log = logging.getLogger("collector.jobs.ws")
 UTC = timezone.utc
@@ -77,7 +77,7 @@ class Continuity:
 
     def connected(self, info: ConnectInfo) -> None:
         up = _utc(info.subscribed_at)
-        quotes = f"{self.cur.lower()}_option_quotes"
+        quotes = table_name(OptionQuote, self.cur)
         if info.number == 1:
             if self._stored_last_quote is not None and self._stored_last_quote < up:
                 self.gap(quotes, "", self._stored_last_quote, up, "restart", False,
@@ -118,7 +118,7 @@ class Continuity:
     def on_book_break(self, channel: str, step: BookStep) -> None:
         now = datetime.now(UTC)
         relation = "perpetuals_orderbook_depth" if not is_option(step.instrument) \
-            else f"{self.cur.lower()}_option_orderbook_depth"
+            else table_name(OptionBookDepth, self.cur)
         self.gap(relation, step.instrument, now, now, "book_change_gap", False,
                  details=f"{step.reason}; resubscribed {channel} for a fresh snapshot")
         if channel not in self._resubscribing:
@@ -170,7 +170,7 @@ class Continuity:
             return backfill.by_time(client, self.cur, job.start, job.end)
 
     def _record(self, job: Backfill, trades: list[OptionTrade] | None, error: str | None) -> None:
-        relation = f"{self.cur.lower()}_option_trades"
+        relation = table_name(OptionTrade, self.cur)
         now = datetime.now(UTC)
         if job.kind == "seq":
             assert job.from_seq is not None and job.to_seq is not None

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from collector.errors import CollectorError
-from collector.store import db
+from collector.store import db, status
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ SUPERSEDED: dict[str, set[str]] = {
     # on a server that has TimescaleDB installed but not preloaded; 0004 does that set-up safely.
     "0003_timescaledb.sql": {"3d2a75582f393e7fa150a7b699c9d450e6b52193654913e791db0a0c618e89ea"},
 }
-# The relations of ours a foreign database may already have under the same names.
-OUR_NAMES = ("index_prices", "perpetuals_ohlcv", "futures_ohlcv", "options_ohlcv", "options_greeks",
-             "funding_rates", "perpetuals_orderbook_depth", "data_gaps", "collector_status")
-OUR_PER_CURRENCY = ("option_quotes", "option_trades", "option_orderbook_depth")
 
 
 class MigrationError(CollectorError, RuntimeError):
@@ -177,7 +173,8 @@ def _refuse_foreign_layout(conn: psycopg.Connection, currencies: Iterable[str]) 
     """A database never migrated by us that already has relations with our names: refuse, change nothing."""
     if db.one(conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL"))[0]:
         return
-    names = list(OUR_NAMES) + [f"{c.lower()}_{t}" for c in {*currencies, "BTC", "ETH"} for t in OUR_PER_CURRENCY]
+    # the relations of ours a foreign database may already have under the same names
+    names = status.relations_for(sorted({*currencies, "BTC", "ETH"})) + ["data_gaps", "collector_status"]
     found = [r[0] for r in conn.execute(
         "SELECT c.relname FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace "
         "AND c.relname = ANY(%s) ORDER BY 1", (names,))]

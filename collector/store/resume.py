@@ -12,7 +12,7 @@ from typing import Sequence
 
 from psycopg import sql
 
-from collector.records import Record
+from collector.records import OptionQuote, OptionTrade, Record, table_name
 from collector.store import db
 
 _LATEST = "SELECT i, (SELECT max(timestamp) FROM {} WHERE instrument = i) FROM unnest(%s::text[]) AS i"
@@ -34,8 +34,8 @@ def latest_timestamps(dsn: str, rtype: type[Record], instruments: Sequence[str])
 def stream_baselines(dsn: str, currency: str, horizon_s: float) -> tuple[dict[str, int], datetime | None, datetime | None]:
     """Where a currency's stream resumes: ``({instrument: last trade_seq}`` within ``horizon_s``,
     newest stored trade time, newest stored quote time``)``. Raises ``psycopg.Error``."""
-    trades = sql.Identifier(f"{currency.lower()}_option_trades")
-    quotes = sql.Identifier(f"{currency.lower()}_option_quotes")
+    trades = sql.Identifier(table_name(OptionTrade, currency))
+    quotes = sql.Identifier(table_name(OptionQuote, currency))
     with db.connect(dsn, autocommit=True) as conn:
         seqs: dict[str, int] = dict(conn.execute(sql.SQL(
             "SELECT instrument, max(trade_seq) FROM {} WHERE timestamp > now() - make_interval(secs => %s) "

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from collector.errors import CollectorError
+from collector import records
 from collector.records import Record, columns_of
 
 _astuple = msgspec.structs.astuple
@@ -40,8 +41,7 @@ def group(records: Iterable[Record]) -> Groups:
 
 
 def table_name(key: tuple[type[Record], str | None]) -> str:
-    rtype, cur = key
-    return rtype.__table__ if cur is None else f"{cur.lower()}_{rtype.__table__}"
+    return records.table_name(*key)
 
 
 @dataclass(frozen=True)

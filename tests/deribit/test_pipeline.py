@@ -71,8 +71,9 @@ def test_trades_jump_duplicate_and_backfill_advance():
     p.handle("trades.option.BTC.100ms", [trade(14, T0 + 5), trade(13, T0 + 4)])
     assert p.counts["trade_duplicates"] == 2 and len(ev.rows) == 2
     assert p.advance_trades(OPT, [12, 13]) == 14
-    p.forget(OPT)
-    assert p.last_trade_seq(OPT) is None
+    p.forget(OPT)                     # an expired instrument: its baseline goes with it
+    p.handle("trades.option.BTC.100ms", [trade(100, T0 + 9)])
+    assert len(ev.gaps) == 1 and ev.rows[-1].trade_seq == 100   # a new baseline, no gap 15..99
 
 
 def test_book_snapshot_changes_break_and_snapshot_rows():
