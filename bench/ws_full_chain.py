@@ -80,6 +80,19 @@ def pg_pids(datadir: Path) -> list[int]:
     return [master, *kids]
 
 
+def signal_pids(pids: list[int], sig: int) -> list[int]:
+    """Send ``sig`` to each pid still there; the ones signalled. A PostgreSQL process may exit at any
+    moment (a backend whose client left, a worker done): that is no error of the benchmark."""
+    done = []
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            continue
+        done.append(pid)
+    return done
+
+
 def spool_bytes(d: Path) -> int:
     return sum(f.stat().st_size for f in d.rglob("*.spool")) if d.exists() else 0
 
@@ -87,17 +100,14 @@ def spool_bytes(d: Path) -> int:
 def stall(args, dsn: str, datadir: Path, spool: Path, ws: dict, live_rows_per_s: float) -> None:
     tables = tables_of(currencies(args))
     rss0 = max(mem_mb(p.pid, "VmRSS") for p in ws.values())
-    pids = pg_pids(datadir)
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+    pids = signal_pids(pg_pids(datadir), signal.SIGSTOP)
     peak, t0 = rss0, time.monotonic()
     try:
         while time.monotonic() - t0 < args.stall:
             time.sleep(2)
             peak = max(peak, *(mem_mb(p.pid, "VmRSS") for p in ws.values()))
     finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+        signal_pids(pids, signal.SIGCONT)
     spooled = spool_bytes(spool)
     emit("ws_stall_s", time.monotonic() - t0, "s")
     emit("ws_stall_rss_before_mb", rss0, "MB")

@@ -26,6 +26,27 @@ database (truncated, checkpointed and a fresh spool before each run), with the f
     ws_stage_frames_{reader}_us_per_frame  CPU per frame of WsConnection.data_received + recv_batch
                                  alone (the recorded frames, as server frames in 64 kB reads; best of 5)
 
+``--overload F`` (issue 14: overload keeps the connection) first finds the sustainable rate -- the rows
+per second the database absorbs from one collector offered as fast as it reads (``--rate 0`` for
+``--calibrate-seconds``; or ``--rate R`` given) -- then offers ``F`` times that for ``--seconds`` and,
+after the collector stopped (SIGTERM: the queue flushed or spooled), prints both sides of the account
+over the whole run (``{prefix}`` is ``ws_overload``):
+
+    ws_overload_sustainable_rows_per_s  the calibration's committed rows/s; the offered rate is F x this
+    ws_overload_quote_rows_made  quote rows the collector made (one per ticker frame it received)
+    ws_overload_rows_committed   rows in {cur}_option_quotes    ws_overload_rows_in_spool  rows left in the spool
+    ws_overload_rows_dropped     rows dropped (queue and spool full)    ws_overload_rows_unaccounted  made -
+                                 committed - in spool - dropped: 0 = nothing lost, nothing twice
+    ws_overload_rss_window_start_mb / _peak_rss_mb  RSS as the window starts (the queue already full) and
+                                 the peak; ws_overload_queue_bound_mb what the queue's bound in rows
+                                 (COLLECTOR_QUEUE_MAX_ROWS) holds, at the bytes per row measured here
+
+``--db-delay-us N`` makes every row inserted into the quotes table wait N us in the database (a row
+trigger; the collector's COPY and merge are unchanged): a database that absorbs a bounded number of rows
+per second whatever the batch size, so that the overload is the database's and not the machine's (on a
+loaded machine the collector's own reading may be what falls behind at high rates: the load generator
+then drops it as a slow consumer, spooling or not).
+
 ``--engine timescaledb`` runs the database on PostgreSQL + TimescaleDB (``bin/timescaledb``: the quotes
 table is a hypertable); ``--code DIR`` runs the collector (process and migrations) from another source
 tree, e.g. a git worktree of an older commit (``bench/ws_layouts.py`` alternates the two). The count is
@@ -50,6 +71,49 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from harness import COLLECTOR, ENGINES, code_env, cpu_s, emit, mem_mb, stop_all, throwaway_db  # noqa: E402
+
+
+def account(dsn: str, job: str, table: str, spool: Path) -> dict[str, int]:
+    """After the collector stopped: its own counters (the final status row), the rows in the database
+    and those left in the spool (decoded)."""
+    from collector.store.spool import Spool
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT details, rows_spooled, rows_written FROM collector_status WHERE job = %s",
+                           (job,)).fetchone()
+    details, spooled_, written = row if row else ({}, 0, 0)
+    left = Spool(spool, 1 << 62)
+    in_spool = sum(len(left.load(s)) for s in left.segments() if s.table == "option_quotes")
+    return {"frames_received": int(details.get("frames", 0)), "quote_rows_made": int(details.get("quotes", 0)),
+            "rows_committed": count(dsn, table), "rows_in_spool": in_spool, "rows_spooled": int(spooled_ or 0),
+            "rows_dropped": int(details.get("dropped", 0)), "connections": int(details.get("connects", 0))}
+
+
+def row_bytes(n: int = 20_000) -> float:
+    """Memory per queued quote row (a record with every field set, as the parser makes them)."""
+    import tracemalloc
+    from datetime import datetime, timedelta, timezone
+
+    from collector.records import OptionQuote
+    names = [f"BTC-27DEC26-{50000 + 1000 * k}-C" for k in range(200)]
+    t = datetime.now(timezone.utc)
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    rest = OptionQuote.__struct_fields__[3:]
+    rows = [OptionQuote(t + timedelta(microseconds=i), names[i % 200], "BTC",  # type: ignore[arg-type]
+                        *("BTC-27DEC26" if f == "underlying_index" else i + k / 7 for k, f in enumerate(rest)))
+            for i in range(n)]
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    del rows
+    return used / n
+
+
+def imports_rss_mb() -> float:
+    """RSS of a process that has imported what `collector ws` runs (its floor before any row)."""
+    code = ("import collector.cli, collector.jobs.ws, psycopg, uvloop, websockets; "
+            "print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
 
 
 def start_loadgen(args, rate: float) -> tuple[subprocess.Popen, dict]:
@@ -210,11 +274,14 @@ def stage_frames(frames: list, readers: list[str], rounds: int = 5) -> dict[str,
     return best
 
 
-def e2e(args, dsn: str, tmp: Path, frames: str, prefix: str, procs: list) -> dict[str, float]:
+def e2e(args, dsn: str, tmp: Path, frames: str, prefix: str, procs: list, rate: float | None = None,
+        seconds: float | None = None, accounts: bool = False) -> dict[str, float]:
     """One collector process against a fresh load generator: the ws_e2e_* figures, returned too."""
     cur = args.currency.upper()
     quotes = f"{cur.lower()}_option_quotes"
-    lg, urls = start_loadgen(args, args.rate)
+    rate = args.rate if rate is None else rate
+    seconds = args.seconds if seconds is None else seconds
+    lg, urls = start_loadgen(args, rate)
     procs.append(lg)
     spool = tempfile.mkdtemp(prefix="spool-", dir=tmp)  # a fresh spool: no replay of another run's rows
     env = {**code_env(args.code), "DATABASE_URL": dsn, "DERIBIT_WS_URL": urls["ws"], "DERIBIT_REST_URL": urls["rest"],
@@ -224,6 +291,8 @@ def e2e(args, dsn: str, tmp: Path, frames: str, prefix: str, procs: list) -> dic
         cmd = [sys.executable, "-c", LAUNCH, frames, args.profile or ""]
     else:
         cmd = [COLLECTOR]
+    wslog = tmp / "ws.log"
+    log_from = wslog.stat().st_size if wslog.exists() else 0   # this run's lines only
     ws = subprocess.Popen([*cmd, "ws", "--currency", cur], env=env, stdout=subprocess.DEVNULL,
                           stderr=open(tmp / "ws.log", "a"))
     procs.append(ws)
@@ -234,15 +303,17 @@ def e2e(args, dsn: str, tmp: Path, frames: str, prefix: str, procs: list) -> dic
                                 str(int(args.seconds)), "-f", "raw", "-o", args.py_spy, "--threads"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     c0, n0, s0, t0 = cpu_s(ws.pid), count(dsn, quotes), spooled(dsn, f"ws:{cur}"), time.monotonic()
-    f0 = sent(urls["control"])
-    time.sleep(args.seconds)
+    f0, rss = sent(urls["control"]), [mem_mb(ws.pid, "VmRSS")]
+    while time.monotonic() - t0 < seconds and ws.poll() is None:
+        time.sleep(min(1.0, max(0.0, seconds - (time.monotonic() - t0))))
+        rss.append(mem_mb(ws.pid, "VmRSS"))
     c1, n1, t1 = cpu_s(ws.pid), count(dsn, quotes), time.monotonic()
     f1 = sent(urls["control"])
-    lg0, rss = cpu_s(lg.pid), mem_mb(ws.pid, "VmHWM")
+    lg0, peak = cpu_s(lg.pid), mem_mb(ws.pid, "VmHWM")
     if spy is not None:
         spy.wait(60)
     ws.send_signal(signal.SIGTERM)
-    rc = ws.wait(30)
+    rc = ws.wait(180)  # the queue flushes or spools; a write in flight (replaying the spool first) ends
     s1 = spooled(dsn, f"ws:{cur}")
     wall, rows, P = t1 - t0, n1 - n0, prefix
     fig = {"msgs_per_s": rows / wall, "frames_in_per_s": (f1 - f0) / wall, "cpu_pct": 100 * (c1 - c0) / wall}
@@ -254,12 +325,38 @@ def e2e(args, dsn: str, tmp: Path, frames: str, prefix: str, procs: list) -> dic
     if rows:
         fig["cpu_us_per_msg"] = 1e6 * (c1 - c0) / max(rows, f1 - f0)
         emit(f"{P}_cpu_us_per_msg", fig["cpu_us_per_msg"], "us")
-    emit(f"{P}_peak_rss_mb", rss, "MB")
+    emit(f"{P}_peak_rss_mb", peak, "MB")
     emit(f"{P}_loadgen_cpu_pct", 100 * lg0 / (time.monotonic() - t0 + args.warmup), "%")
     if rc != 0:
         print(f"# collector exited {rc}; see {tmp}/ws.log", file=sys.stderr)
     lg.kill()
     lg.wait()
+    if connects(dsn, f"ws:{cur}") > 1:  # why it was dropped: the collector's own words
+        lines = [ln for ln in wslog.read_bytes()[log_from:].decode(errors="replace").splitlines()
+                 if "disconnected" in ln]
+        for ln in lines[-5:]:
+            print(f"# {ln[:400]}", file=sys.stderr)
+    if accounts:  # what the collector warned about, by event (spill_thread_behind: the loop spilled itself)
+        events: dict[str, int] = {}
+        for ln in wslog.read_bytes()[log_from:].decode(errors="replace").splitlines():
+            try:
+                ev = json.loads(ln).get("event", "?")
+            except ValueError:
+                continue
+            events[ev] = events.get(ev, 0) + 1
+        print("# collector log events: " + (", ".join(f"{k} x{v}" for k, v in sorted(events.items())) or "none"),
+              file=sys.stderr)
+        a = account(dsn, f"ws:{cur}", quotes, Path(spool) / f"ws-{cur}")
+        for k, v in a.items():
+            emit(f"{P}_{k}", v, "connections" if k == "connections" else "frames" if k == "frames_received" else "rows")
+        emit(f"{P}_rows_unaccounted", a["quote_rows_made"] - a["rows_committed"] - a["rows_in_spool"]
+             - a["rows_dropped"], "rows")
+        emit(f"{P}_x_committed", fig["frames_in_per_s"] / fig["msgs_per_s"] if rows else 0, "x")  # offered/absorbed
+        half = len(rss) // 2
+        emit(f"{P}_rss_max_first_half_mb", max(rss[:half] or rss), "MB")   # flat = bounded
+        emit(f"{P}_rss_max_second_half_mb", max(rss[half:]), "MB")
+        fig.update({k: float(v) for k, v in a.items()})
+        fig["peak_rss_mb"] = peak
     return fig
 
 
@@ -279,7 +376,15 @@ def main() -> None:
     ap.add_argument("--code", type=Path, help="run the collector from this source tree (another commit)")
     ap.add_argument("--frames", default="", help="comma-separated frame readers (wsconn.FRAME_READERS), alternated")
     ap.add_argument("--rounds", type=int, default=1, help="with --frames: runs per reader")
+    ap.add_argument("--overload", type=float, default=0,
+                    help="offer this many times the sustainable rate (found first, or --rate) for --seconds")
+    ap.add_argument("--calibrate-seconds", type=float, default=20, help="with --overload: the calibration window")
+    ap.add_argument("--db-delay-us", type=float, default=0,
+                    help="each row inserted into the quotes table waits this long in the database (a row "
+                         "trigger): a database slower than the stream whatever the machine and the batch size")
     args = ap.parse_args()
+    if args.overload:
+        return overload(args)
     readers = [f.strip() for f in args.frames.split(",") if f.strip()]
     cur = args.currency.upper()
     quotes = f"{cur.lower()}_option_quotes"
@@ -319,6 +424,49 @@ def main() -> None:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute(f"TRUNCATE {quotes}")  # bench-only, a fixed name
             emit("ws_stage_write_rows_per_s", stage_write(dsn, tmp, rows_, 5000), "rows/s")
+    finally:
+        stop_all(procs, cluster, tmp)
+
+
+def overload(args) -> None:
+    """Find the sustainable rate (or take --rate), then offer --overload times it: the account."""
+    cur = args.currency.upper()
+    quotes = f"{cur.lower()}_option_quotes"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-wsmax-"))
+    cluster = None
+    procs: list[subprocess.Popen] = []
+    prefix = args.prefix if args.prefix != "ws_e2e" else "ws_overload"
+    try:
+        cluster, dsn = throwaway_db(tmp, [cur], "-c shared_buffers=256MB", engine=args.engine, code=args.code)
+        if args.db_delay_us:
+            with psycopg.connect(dsn, autocommit=True) as conn:  # bench-only: fixed names, a float
+                conn.execute("CREATE FUNCTION bench_slow() RETURNS trigger LANGUAGE plpgsql AS "
+                             f"$$ BEGIN PERFORM pg_sleep({float(args.db_delay_us) / 1e6}); RETURN NULL; END $$")
+                conn.execute(f"CREATE TRIGGER bench_slow AFTER INSERT ON {quotes} FOR EACH ROW "
+                             "EXECUTE FUNCTION bench_slow()")
+        max_rows = int(dict(e.split("=", 1) for e in args.env).get("COLLECTOR_QUEUE_MAX_ROWS", 200_000))
+        per_row = row_bytes()
+        base = args.rate
+        if base <= 0:
+            base = e2e(args, dsn, tmp, "", f"{prefix}_calibrate", procs, rate=0,
+                       seconds=args.calibrate_seconds)["msgs_per_s"]
+            with psycopg.connect(dsn, autocommit=True) as conn:  # the same start for the overload run
+                conn.execute(f"TRUNCATE {quotes}")  # bench-only, a fixed name
+                conn.execute("DELETE FROM collector_status")
+                conn.execute("CHECKPOINT")
+        emit(f"{prefix}_sustainable_rows_per_s", base, "rows/s")
+        emit(f"{prefix}_offered_frames_per_s", args.overload * base, "msg/s")
+        emit(f"{prefix}_queue_bound_rows", max_rows, "rows")
+        emit(f"{prefix}_row_bytes", per_row, "B")
+        emit(f"{prefix}_queue_bound_mb", max_rows * per_row / 2**20, "MB")
+        fig = e2e(args, dsn, tmp, "", prefix, procs, rate=args.overload * base, accounts=True)
+        # the collector's floor + the queue's bound + one batch in flight to the database + one segment
+        # being encoded by the spill thread (each at most max_batch_rows = max(4 x 5000, 20000) rows)
+        floor = imports_rss_mb()
+        bound = floor + (max_rows + 2 * 20_000) * per_row / 2**20
+        emit(f"{prefix}_rss_imports_mb", floor, "MB")
+        emit(f"{prefix}_rss_bound_mb", bound, "MB")
+        emit(f"{prefix}_peak_rss_within_bound", float(fig["peak_rss_mb"] <= bound), "bool")
     finally:
         stop_all(procs, cluster, tmp)
 

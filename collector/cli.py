@@ -64,7 +64,7 @@ def main(ctx: click.Context, **options) -> None:
 
 @main.group(context_settings=CONTEXT)
 def db() -> None:
-    """Database schema and health: migrate, status."""
+    """Database schema, health and backups: migrate, status, backup, restore, import-legacy."""
 
 
 @db.command("migrate")
@@ -82,20 +82,104 @@ def db_migrate(ctx: click.Context, dry_run: bool) -> None:
     sys.exit(dbadmin.migrate(settings, dry_run=dry_run))
 
 
+@db.command("import-legacy")
+@click.option("--from", "source", required=True, metavar="DSN",
+              help="The Docker collector's database, e.g. postgresql://postgres:PASSWORD@HOST:5432/crypto_data (only read).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be imported, with row counts (estimates).")
+@click.option("--exact", is_flag=True, help="With --dry-run: exact row counts (count(*); slow on big tables).")
+@click.option("--tables", multiple=True, metavar="NAME[,NAME...]", help="Only these source tables. Repeatable.")
+@click.option("--full", is_flag=True, help="Read every table from its start again (saved positions ignored; "
+                                           "what is already stored is skipped).")
+@click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="A big table is copied as this many time ranges at once (connections to each database).")
+@click.option("--batch-rows", type=click.IntRange(1), default=50_000, hidden=True)
+@click.option("--kill-after-batches", type=click.IntRange(0), hidden=True)  # tests: SIGKILL mid-batch
+@click.pass_context
+def db_import_legacy(ctx: click.Context, source: str, dry_run: bool, exact: bool, tables: tuple[str, ...],
+                     full: bool, jobs: int, batch_rows: int, kill_after_batches: int | None) -> None:
+    """Copy the Docker collector's database into ours (DATABASE_URL): option quotes, trades and depth of
+    every currency, perpetual ticks, the REST tables, index prices, funding.
+
+    Streams in batches with a progress bar per table (stderr); idempotent (a second run adds nothing)
+    and resumable (killed, the next run goes on). Ends with a table: rows read, written, skipped as
+    duplicates, rejected and why. README.md, "Moving from the Docker setup".
+    """
+    from collector.legacy import job
+
+    settings = _settings(ctx)
+    sys.exit(job.run(source, settings.require_database_url(), tables=tables, dry_run=dry_run, exact=exact,
+                     full=full, jobs=jobs, batch_rows=batch_rows, kill_after_batches=kill_after_batches))
+
+
 @db.command("status")
 @click.option("--max-age", "max_age", multiple=True, metavar="[RELATION=]DURATION",
               help="Exit 1 when a relation's newest row is older than this (or it is empty). "
-                   "DURATION alone applies to every time-series relation; RELATION=DURATION overrides one. Repeatable.")
+                   "DURATION alone applies to every time-series relation; RELATION=DURATION overrides one (RELATION "
+                   "may be a glob, e.g. '*_quotes'). Repeatable; replaces COLLECTOR_MAX_AGE.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--exact", is_flag=True,
               help="Exact row counts (count(*)); the default is the planner's estimate, which is instant.")
+@click.option("--monitor", is_flag=True,
+              help="As collector-monitor.service runs it: record a size sample (for the growth figures) and, when "
+                   "every check passes, send the \"resolved\" message of an open alert.")
 @click.pass_context
-def db_status(ctx: click.Context, max_age: tuple[str, ...], as_json: bool, exact: bool) -> None:
-    """Per relation: rows, newest timestamp and its age — is everything flowing?"""
+def db_status(ctx: click.Context, max_age: tuple[str, ...], as_json: bool, exact: bool, monitor: bool) -> None:
+    """Is all well? Per relation rows, newest row, age and limit; tick-data holes and data gaps of the
+    last 24 h; each job's state, restarts and rate-limit hits; disk, table sizes, growth, days left; the
+    newest backup. Exit 0 when every check passes, 1 when one fails (the failures are listed last)."""
     from collector.jobs import dbadmin
 
     settings = _settings(ctx)
-    sys.exit(dbadmin.status(settings, max_age=max_age, as_json=as_json, exact=exact))
+    sys.exit(dbadmin.status(settings, max_age=max_age, as_json=as_json, exact=exact, monitor=monitor))
+
+
+@main.command("alert")
+@click.option("--unit", metavar="UNIT", help="The systemd unit that failed (collector-alert@.service passes %i).")
+@click.option("--test", "test", is_flag=True, help="Send a test message to every configured channel.")
+@click.pass_context
+def alert_cmd(ctx: click.Context, unit: str | None, test: bool) -> None:
+    """Tell a person: one message (what failed, the status lines, the unit's last error lines) to
+    COLLECTOR_ALERT_WEBHOOK and/or COLLECTOR_ALERT_EMAIL; a repeat within COLLECTOR_ALERT_REPEAT_SECONDS
+    is not sent. Exit 0 when sent or suppressed (or, with --unit, when no channel is configured: a
+    warning is logged), 1 when a channel failed; --test exits 2 when none is configured."""
+    from collector.config import ConfigError
+    from collector.ops import alert
+
+    settings = _settings(ctx)
+    if test == bool(unit):
+        raise ConfigError("collector alert", unit or "", "give exactly one of --unit UNIT or --test")
+    sys.exit(alert.test(settings) if test else alert.unit_failed(settings, unit or ""))
+
+
+@db.command("backup")
+@click.option("--dir", "backup_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Write the dump here [env COLLECTOR_BACKUP_DIR; default /var/backups/collector].")
+@click.option("--keep", "backup_keep", type=click.IntRange(1), metavar="N",
+              help="Keep the newest N dumps of this database [env COLLECTOR_BACKUP_KEEP; default 7].")
+@click.pass_context
+def db_backup(ctx: click.Context, backup_dir: Path | None, backup_keep: int | None) -> None:
+    """pg_dump (custom format) of the database into DIR as collector-<db>-<UTC time>.dump; keeps the newest N.
+
+    Dumps COLLECTOR_BACKUP_DATABASE_URL (a role that reads everything: the owner), else DATABASE_URL.
+    TimescaleDB's circular-foreign-key warnings are expected and counted. Logs size and time.
+    """
+    from collector.jobs import backup
+
+    sys.exit(backup.run_backup(_settings(ctx, backup_dir=backup_dir, backup_keep=backup_keep)))
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def db_restore(ctx: click.Context, file: Path) -> None:
+    """Restore a `collector db backup` FILE into the EMPTY database DATABASE_URL names.
+
+    A database that holds anything is refused, unchanged. With TimescaleDB: the extension,
+    timescaledb_pre_restore(), pg_restore (one transaction), timescaledb_post_restore(); then ANALYZE.
+    """
+    from collector.jobs import backup
+
+    sys.exit(backup.run_restore(_settings(ctx), file))
 
 
 @main.command("ws")
@@ -195,6 +279,78 @@ def run_all(ctx: click.Context, run_for: str | None, **options) -> None:
     settings = _settings(ctx, **options)
     settings.require_database_url()
     sys.exit(runall.run(settings, run_for_s=seconds))
+
+
+@main.group("config", context_settings=CONTEXT)
+def config_group() -> None:
+    """The settings: check them, convert the Docker setup's .env, write the timers' cadences."""
+
+
+def _env_of(env_file: Path | None) -> dict[str, str]:
+    from collector.config import process_environment
+    from collector.config_tools import read_env_file
+
+    return read_env_file(env_file) if env_file is not None else process_environment()
+
+
+_ENV_FILE = click.option("--env-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
+                         help="Read the settings from this file (e.g. /etc/collector/collector.env) instead of the "
+                              "environment: what the units see.")
+
+
+@config_group.command("check")
+@_ENV_FILE
+@click.pass_context
+def config_check(ctx: click.Context, env_file: Path | None) -> None:
+    """Print every effective setting, its value (passwords hidden) and where it came from.
+
+    Exit 0 when all are valid; a bad value is one line and exit 2."""
+    from collector import config_tools
+
+    base = {k: v for k, v in (ctx.find_root().obj or {}).items() if v is not None}
+    lines, notes = config_tools.check(_env_of(env_file), base)
+    click.echo(config_tools.format_check(lines, notes))
+
+
+@config_group.command("from-env")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--env-out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write our collector.env here (default: print it).")
+@click.option("--inventory-out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write the inventory variables here (default: print them).")
+def config_from_env(file: Path, env_out: Path | None, inventory_out: Path | None) -> None:
+    """Turn the Docker setup's .env into our collector.env and the playbook's inventory variables.
+
+    Every value is checked as ours would be (a bad one: one line, exit 2); what is not carried over is
+    said on stderr, with why."""
+    from collector import config_tools
+
+    conv = config_tools.from_env(config_tools.read_env_file(file))
+    for text, dest in ((config_tools.env_text(conv), env_out), (config_tools.inventory_text(conv), inventory_out)):
+        if dest is None:
+            click.echo(text, nl=False)
+        else:
+            dest.write_text(text, encoding="utf-8")
+            click.echo(f"wrote {dest}", err=True)
+    for note in conv.notes:
+        click.echo(f"collector: note: {note}", err=True)
+
+
+@config_group.command("timers")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
+              show_default=True, help="Where the unit files are; drop-ins go to <timer>.d/ below it.")
+@_ENV_FILE
+@click.pass_context
+def config_timers(ctx: click.Context, directory: Path, env_file: Path | None) -> None:
+    """Write the OnCalendar= drop-ins of rest-collector.timer, greeks.timer and funding.timer from
+    REST_*_INTERVAL, GREEKS_INTERVAL and FUNDING_INTERVAL. Prints `changed PATH` per file written
+    (then run `systemctl daemon-reload`)."""
+    from collector import config_tools
+    from collector.config import Settings
+
+    base = {k: v for k, v in (ctx.find_root().obj or {}).items() if v is not None}
+    for path in config_tools.write_timers(Settings.load(env=_env_of(env_file), **base), directory):
+        click.echo(f"changed {path}")
 
 
 main.add_command(sim)

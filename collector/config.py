@@ -21,9 +21,10 @@ from typing import Any, Mapping
 
 from collector.config_table import Setting, markdown, rows, setting
 from collector.config_values import (  # noqa: F401 - re-exported: the package imports them from here
-    Choice, ConfigError, Currencies, DatabaseUrl, Directory, Duration, Flag, Int, Size, Url, format_duration,
+    Cadence, Choice, ConfigError, Currencies, DatabaseUrl, Directory, Duration, Flag, Int, Size, Url, format_duration,
     parse_duration, parse_size, validate_currency,
 )
+from collector.config_values import Limits, SecretUrl, Text, Word, limit_for  # noqa: F401 - health and alerts
 
 DEFAULT_WS_URL = "wss://www.deribit.com/ws/api/v2"
 DEFAULT_REST_URL = "https://www.deribit.com/api/v2"
@@ -40,6 +41,7 @@ class SystemdEnv:
     watchdog_usec: int | None = None      # WATCHDOG_USEC, when a positive integer
     watchdog_pid: str = ""                # WATCHDOG_PID: the watchdog is for this process only
     state_directory: str = ""             # STATE_DIRECTORY (StateDirectory=): the first of its paths
+    runtime_directory: str = ""           # RUNTIME_DIRECTORY (RuntimeDirectory=): the first of its paths
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> "SystemdEnv":
@@ -48,7 +50,8 @@ class SystemdEnv:
         return cls(notify_socket=env.get("NOTIFY_SOCKET", ""),
                    watchdog_usec=int(usec) if usec.isdigit() and int(usec) > 0 else None,
                    watchdog_pid=env.get("WATCHDOG_PID", ""),
-                   state_directory=env.get("STATE_DIRECTORY", "").split(":")[0])
+                   state_directory=env.get("STATE_DIRECTORY", "").split(":")[0],
+                   runtime_directory=env.get("RUNTIME_DIRECTORY", "").split(":")[0])
 
 
 def process_environment() -> dict[str, str]:
@@ -78,7 +81,8 @@ class Settings:
         option="--currencies", commands=("",))
     log_level: str = setting(
         "INFO", "COLLECTOR_LOG_LEVEL", Choice(_LOG_LEVELS),
-        "the log level; logs are JSON lines on stderr with a stable `event` key", option="--log-level", commands=("",))
+        "the log level; logs are JSON lines on stderr with a stable `event` key", option="--log-level", commands=("",),
+        aliases=("LOG_LEVEL",))
     # -- the store's batch writer
     spool_dir: Path = setting(
         Path("spool"), "COLLECTOR_SPOOL_DIR", Directory(), "where batches wait while the database is away",
@@ -98,7 +102,7 @@ class Settings:
     ws_top_n: Mapping[str, int] = field(default_factory=dict)   # per currency, from WS_{CUR}_TOP_N_INSTRUMENTS
     ws_top_n_default: int = setting(
         50, "WS_TOP_N_INSTRUMENTS", Int(0), "options streamed per currency, by open interest; 0 = the whole chain",
-        option="--top-n", commands=("ws",), per_currency="WS_{CUR}_TOP_N_INSTRUMENTS")
+        option="--top-n", commands=("ws",), per_currency="WS_{CUR}_TOP_N_INSTRUMENTS", aliases=("TOP_N_INSTRUMENTS",))
     ws_heartbeat_s: int = setting(
         10, "WS_HEARTBEAT", Duration(minimum=10, whole=True),
         "Deribit's heartbeat interval; a connection silent for 3 of them is dropped and made again", group="ws")
@@ -109,6 +113,10 @@ class Settings:
     ws_reconcile_every_s: float = setting(
         300.0, "WS_RECONCILE_EVERY", Duration(minimum=1), "how often the instrument list is fetched again "
         "(listings and expiries also arrive on the stream)", group="ws")
+    ws_trades_reconcile_every_s: float = setting(
+        300.0, "WS_TRADES_RECONCILE_EVERY", Duration(minimum=0.1), "how often the newest option trades are "
+        "fetched over REST and compared with the last `trade_seq` of each instrument (a last trade that never "
+        "arrived is then backfilled)", group="ws")
     ws_rerank_every_s: float = setting(
         900.0, "WS_RERANK_EVERY", Duration(minimum=1), "how often the top-N options are ranked again by open "
         "interest", group="ws")
@@ -148,10 +156,69 @@ class Settings:
         30 * 86400.0, "FUNDING_CATCHUP_HORIZON", Duration(minimum=60), "how far back `collector funding` fills "
         "missing funding rates")
     greeks_interval_s: float = setting(
-        3600.0, "GREEKS_INTERVAL", Duration(minimum=60), "the greeks' cadence in `collector run-all` "
-        "(under systemd: greeks.timer)")
+        3600.0, "GREEKS_INTERVAL", Cadence(), "how often the greeks are taken (`run-all`; under systemd "
+        "greeks.timer, from `collector config timers`)", aliases=("REST_GREEKS_INTERVAL",))
+    rest_perpetual_interval_s: float = setting(
+        60.0, "REST_PERPETUAL_INTERVAL", Cadence(), "how often the perpetuals' 1-min candles are fetched (missed "
+        "minutes are caught up); the rest pass runs at the shortest of the three REST_* intervals")
+    rest_futures_interval_s: float = setting(
+        60.0, "REST_FUTURES_INTERVAL", Cadence(), "how often the dated futures' 1-min candles are fetched "
+        "(caught up likewise)")
+    rest_options_ohlcv_interval_s: float = setting(
+        60.0, "REST_OPTIONS_OHLCV_INTERVAL", Cadence(), "how often the option chain's 1-min row (options_ohlcv) is "
+        "taken: a snapshot of the minute that just closed, on the UTC multiples of this interval")
+    funding_interval_s: float = setting(
+        8 * 3600.0, "FUNDING_INTERVAL", Cadence(), "how often funding rates are fetched (history since the newest "
+        "stored row: nothing is missed at any interval)")
     rest_timeout_s: float = setting(
         10.0, "REST_TIMEOUT", Duration(minimum=0.1), "timeout of one Deribit REST request")
+    runtime_dir: Path = setting(
+        Path("/run/collector"), "COLLECTOR_RUNTIME_DIR", Directory(), "where the processes of a host share one "
+        "Deribit credit budget (a small locked file per REST endpoint)",
+        shown_default="`$RUNTIME_DIRECTORY`, else `/run/collector`; a per-user temp directory when not writable")
+    shared_credit_budget: bool = setting(
+        True, "DERIBIT_SHARED_BUDGET", Flag(), "share that credit budget between the jobs of this host; no = each "
+        "process has its own (together they can then exceed Deribit's limit)")
+    # -- backups (`collector db backup`, collector-backup.timer)
+    backup_dir: Path = setting(
+        Path("/var/backups/collector"), "COLLECTOR_BACKUP_DIR", Directory(),
+        "where `collector db backup` writes its pg_dump files (`--dir`)")
+    backup_keep: int = setting(
+        7, "COLLECTOR_BACKUP_KEEP", Int(1, 10_000), "backups kept in that directory (the newest); older ones "
+        "are deleted after a successful backup (`--keep`)")
+    backup_database_url: str | None = setting(
+        None, "COLLECTOR_BACKUP_DATABASE_URL", DatabaseUrl(), "the database `collector db backup` dumps, as a role "
+        "that can read every relation (the owner)", shown_default="`DATABASE_URL`")
+    # -- health (`collector db status`, collector-monitor.timer, run-all) and alerts
+    max_age: tuple[tuple[str, float], ...] = setting(
+        (("", 900.0), ("*_quotes", 300.0), ("*_trades", 300.0), ("funding_rates", 9 * 3600.0),
+         ("options_greeks", 2 * 3600.0)), "COLLECTOR_MAX_AGE", Limits(),
+        "how old each relation's newest row may be before the health check fails (`--max-age` replaces it)")
+    max_gap: tuple[tuple[str, float], ...] = setting(
+        (("", 300.0),), "COLLECTOR_MAX_GAP", Limits(), "the longest hole allowed between consecutive rows of "
+        "tick data (`*_quotes`, `*_trades`) in the last 24 h")
+    disk_max_used_pct: int = setting(
+        80, "COLLECTOR_DISK_MAX_USED", Int(1, 100), "the health check fails when the filesystem of the database "
+        "or of the spool is fuller than this (percent)")
+    monitor_every_s: float = setting(
+        300.0, "COLLECTOR_MONITOR_EVERY", Duration(minimum=10), "how often `run-all` checks health (under systemd: "
+        "collector-monitor.timer)")
+    alert_webhook: str | None = setting(
+        None, "COLLECTOR_ALERT_WEBHOOK", SecretUrl(), "alerts are POSTed here as JSON (it may hold a token: only "
+        "its host is ever logged)")
+    alert_format: str = setting(
+        "json", "COLLECTOR_ALERT_FORMAT", Word(("ntfy", "slack", "telegram", "json")), "the webhook's JSON: ntfy, "
+        "slack (Slack/Discord: `text`/`content`), telegram (bot sendMessage) or json (every field)")
+    alert_telegram_chat: str = setting(
+        "", "COLLECTOR_ALERT_TELEGRAM_CHAT", Text(), "the chat_id of the telegram format")
+    alert_email: str = setting(
+        "", "COLLECTOR_ALERT_EMAIL", Text(), "alerts are also mailed to these addresses (comma-separated) through "
+        "the host's `sendmail -t`")
+    alert_repeat_s: float = setting(
+        6 * 3600.0, "COLLECTOR_ALERT_REPEAT_SECONDS", Duration(), "the same failure is not sent again for this long")
+    alert_state_dir: Path = setting(
+        Path("."), "COLLECTOR_ALERT_STATE_DIR", Directory(), "where the alerts' state (`alert-state.json`: what "
+        "was sent when) is kept", shown_default="`$STATE_DIRECTORY` under systemd, else `.`")
     # -- bin/run and the benchmarks
     pg_bindir: Path | None = setting(
         None, "PG_BINDIR", Directory(), "the PostgreSQL server programs for a cluster of bin/run's own",
@@ -185,14 +252,17 @@ class Settings:
             raise TypeError(f"Settings.load: no such setting: {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
         for row in TABLE:
-            if overrides.get(row.name) is not None:
-                values[row.name] = row.kind(row.cli_name, overrides[row.name])
-            elif env.get(row.env, "") != "":
-                values[row.name] = row.kind(row.env, env[row.env])
+            given = given_by(row, env, overrides)
+            if given is not None:
+                values[row.name] = row.kind(given[0], given[1])
 
         systemd = SystemdEnv.load(env)
         if "spool_dir" not in values:
             values["spool_dir"] = Path(systemd.state_directory) / "spool" if systemd.state_directory else Path("spool")
+        if "runtime_dir" not in values and systemd.runtime_directory:
+            values["runtime_dir"] = Path(systemd.runtime_directory)
+        if "alert_state_dir" not in values and systemd.state_directory:
+            values["alert_state_dir"] = Path(systemd.state_directory)
 
         top_row = TABLE_BY_NAME["ws_top_n_default"]
         top: dict[str, int] = {}
@@ -216,12 +286,21 @@ TABLE: tuple[Setting, ...] = rows(Settings)
 TABLE_BY_NAME: dict[str, Setting] = {row.name: row for row in TABLE}
 
 
+def given_by(row: Setting, env: Mapping[str, str], overrides: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """Where ``row``'s value comes from, as ``(name, raw value)``: its CLI option, else its variable, else
+    the first alias that is set (the Docker setup's names); None: the default."""
+    if overrides.get(row.name) is not None:
+        return row.cli_name, overrides[row.name]
+    var = next((v for v in (row.env, *row.aliases) if env.get(v, "") != ""), None)
+    return (var, env[var]) if var is not None else None
+
+
 def setting_from(env: Mapping[str, str], name: str) -> Any:
     """One setting from ``env``, validated, or its default when unset: for a program that needs one value
     and hands the rest of the environment on (``bin/run``: ``PG_BINDIR``)."""
     row = TABLE_BY_NAME[name]
-    raw = env.get(row.env, "")
-    return row.kind(row.env, raw) if raw != "" else row.default
+    given = given_by(row, env, {})
+    return row.kind(*given) if given is not None else row.default
 
 
 def main(argv: list[str] | None = None) -> int:

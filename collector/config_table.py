@@ -27,6 +27,7 @@ class Setting:
     shown_default: str | None = None   # the default in words, when it is not one value
     per_currency: str | None = None    # a per-currency override of this one, e.g. "WS_{CUR}_TOP_N_INSTRUMENTS"
     group: str = ""                    # "ws": a knob of the stream (Settings.ws_options)
+    aliases: tuple[str, ...] = ()      # other names read when `env` is unset: the Docker setup's, e.g. LOG_LEVEL
 
     @property
     def default_text(self) -> str:
@@ -42,7 +43,7 @@ class Setting:
         return self.per_currency.replace("{CUR}", currency)
 
     def cli_help(self) -> str:
-        env = self.env + (f", {self.per_currency}" if self.per_currency else "")
+        env = ", ".join((self.env, *((self.per_currency,) if self.per_currency else ()), *self.aliases))
         default = "" if self.default is None and self.shown_default is None else f"; default {self.default_text}"
         return f"{self.help[:1].upper()}{self.help[1:]} [{self.kind.brief}; env {env}{default}]."
 
@@ -66,9 +67,10 @@ def _option_text(row: Setting) -> str:
 
 
 def _variable_text(row: Setting) -> str:
-    if row.per_currency:
-        return f"`{row.per_currency}`, `{row.env}` (every currency)"
-    return f"`{row.env}`"
+    text = f"`{row.per_currency}`, `{row.env}` (every currency)" if row.per_currency else f"`{row.env}`"
+    if row.aliases:
+        text += " (also " + ", ".join(f"`{a}`" for a in row.aliases) + ")"
+    return text
 
 
 def markdown(table: tuple[Setting, ...]) -> str:

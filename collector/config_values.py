@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collector.deribit.instruments import SETTLEMENT_CURRENCIES
 from collector.errors import CollectorError
 
 _CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,16}$")
@@ -83,6 +84,9 @@ def validate_currency(value: str, name: str = "currency") -> str:
     cur = str(value).strip().upper()
     if not _CURRENCY_RE.match(cur):
         raise ConfigError(name, value, "a currency is 1-16 letters or digits, e.g. BTC, ETH, SOL")
+    if cur in SETTLEMENT_CURRENCIES:   # USDC is what SOL, XRP, ... settle in, not a base of its own
+        raise ConfigError(name, value, f"{cur} is a settlement currency on Deribit: list the bases of its "
+                                       "linear instruments instead (e.g. SOL, XRP)")
     return cur
 
 
@@ -150,6 +154,52 @@ class Duration:
 
     def show(self, value: float) -> str:
         return format_duration(value)
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often a timer's job runs: whole minutes that divide an hour, or whole hours that divide a day,
+    so that a systemd ``OnCalendar=`` (:func:`on_calendar`) and ``run-all``'s UTC-aligned schedule say the same."""
+
+    metavar = "DURATION"
+    allowed = ("a whole number of minutes dividing an hour (1m, 2m, 5m, 10m, 15m, 30m, … or 60, 300 seconds) "
+               "or of hours dividing a day (1h, 2h, 3h, 4h, 6h, 8h, 12h, 24h)")
+    brief = "duration: minutes dividing 1h, or hours dividing 1d"
+
+    def __call__(self, var: str, value: Any) -> float:
+        secs = Duration(minimum=60)(var, value)
+        if not cadence_ok(secs):
+            raise ConfigError(var, value, self.allowed)
+        return float(secs)
+
+    def show(self, value: float) -> str:
+        return format_duration(value)
+
+
+def cadence_ok(seconds: float) -> bool:
+    if seconds != int(seconds) or seconds < 60:
+        return False
+    s = int(seconds)
+    if s < 3600:
+        return s % 60 == 0 and 3600 % s == 0
+    return s % 3600 == 0 and 86400 % s == 0
+
+
+def on_calendar(seconds: float, minute: int = 0) -> str:
+    """The ``OnCalendar=`` of a cadence (see :class:`Cadence`), UTC; ``minute``: the minute past the hour
+    for hourly and longer cadences (funding: 1, just after the 8-hourly funding time)."""
+    if not cadence_ok(seconds):
+        raise ValueError(f"not a cadence: {seconds!r} s")
+    s = int(seconds)
+    if s == 60:
+        return "*-*-* *:*:00 UTC"
+    if s < 3600:
+        return f"*-*-* *:00/{s // 60}:00 UTC"
+    if s == 3600:
+        return f"*-*-* *:{minute:02d}:00 UTC"
+    if s == 86400:
+        return f"*-*-* 00:{minute:02d}:00 UTC"
+    return f"*-*-* 00/{s // 3600}:{minute:02d}:00 UTC"
 
 
 @dataclass(frozen=True)
@@ -258,6 +308,8 @@ class Currencies:
         for item in items:
             if not str(item).strip():
                 raise ConfigError(var, value, "a comma-separated list of currencies, e.g. BTC,ETH,SOL")
+            if str(item).strip().upper() in SETTLEMENT_CURRENCIES:
+                validate_currency(item, var)   # raises: USDC is what SOL, XRP, ... settle in, not a base
             try:
                 cur = validate_currency(item, var)
             except ConfigError:
@@ -306,3 +358,109 @@ class Flag:
 
     def show(self, value: bool) -> str:
         return "yes" if value else "no"
+
+
+# -- the kinds of the health checks and the alerts ------------------------------------------------
+
+_LIMIT_NAME_RE = re.compile(r"^[a-z0-9_*?]{1,80}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``15m,*_quotes=5m,funding_rates=9h`` -> ``(("", 900.0), ("*_quotes", 300.0), ...)``: a duration per
+    relation (a name or a glob), the bare one for every other relation. See :func:`limit_for`."""
+    metavar = "LIST"
+    allowed = ("a comma-separated list of DURATION (every relation) and RELATION=DURATION (RELATION: a name or "
+               "a glob such as *_quotes), e.g. 15m,*_quotes=5m,funding_rates=9h")
+    brief = "`[RELATION=]DURATION,…` (RELATION: a name or a glob)"
+
+    def __call__(self, var: str, value: Any) -> tuple[tuple[str, float], ...]:
+        if isinstance(value, tuple) and all(isinstance(x, tuple) for x in value):
+            return value
+        items = value if isinstance(value, list) else str(value).split(",")
+        out: list[tuple[str, float]] = []
+        for item in (str(x).strip() for x in items):
+            if not item:
+                continue
+            name, sep, text = item.rpartition("=")
+            name = name.strip().lower()
+            try:
+                secs = parse_duration(text)
+            except ValueError:
+                raise ConfigError(var, value, self.allowed) from None
+            if sep and not _LIMIT_NAME_RE.match(name):
+                raise ConfigError(var, value, self.allowed)
+            out.append((name, float(secs)))
+        return tuple(out)
+
+    def show(self, value: tuple[tuple[str, float], ...]) -> str:
+        return ",".join(f"{name}={format_duration(s)}" if name else format_duration(s) for name, s in value) or "—"
+
+
+def limit_for(limits: tuple[tuple[str, float], ...], relation: str) -> float | None:
+    """The limit of ``relation``: the last entry naming it (exactly or by glob), else the last bare one."""
+    import fnmatch
+
+    named = [s for name, s in limits if name and fnmatch.fnmatchcase(relation, name)]
+    if named:
+        return named[-1]
+    bare = [s for name, s in limits if not name]
+    return bare[-1] if bare else None
+
+
+@dataclass(frozen=True)
+class Text:
+    metavar = "TEXT"
+    allowed = "one line of text"
+    brief = "text"
+
+    def __call__(self, var: str, value: Any) -> str:
+        s = str(value).strip()
+        if "\n" in s or "\x00" in s:
+            raise ConfigError(var, "…", self.allowed)
+        return s
+
+    def show(self, value: str) -> str:
+        return value or "—"
+
+
+@dataclass(frozen=True)
+class SecretUrl:
+    """An http(s) URL that may carry a token (a webhook): an error message never shows it."""
+    metavar = "URL"
+    allowed = "an http:// or https:// URL with a host"
+    brief = "http:// or https:// URL (a secret: keep it in the env file)"
+
+    def __call__(self, var: str, value: Any) -> str:
+        s = str(value).strip()
+        scheme, _, rest = s.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+            raise ConfigError(var, "(hidden)", self.allowed)
+        return s
+
+    def show(self, value: str | None) -> str:
+        return "—" if not value else "(set)"
+
+
+@dataclass(frozen=True)
+class Word:
+    """One of a few lower-case names."""
+    choices: tuple[str, ...]
+    metavar = "NAME"
+
+    @property
+    def allowed(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+    @property
+    def brief(self) -> str:
+        return ", ".join(self.choices[:-1]) + " or " + self.choices[-1]
+
+    def __call__(self, var: str, value: Any) -> str:
+        s = str(value).strip().lower()
+        if s not in self.choices:
+            raise ConfigError(var, value, self.allowed)
+        return s
+
+    def show(self, value: str) -> str:
+        return value

@@ -195,6 +195,42 @@ class OptionBookDepth(BookDepth, frozen=True, array_like=True, gc=False):
     __per_currency__: ClassVar[bool] = True
 
 
+class PerpetualQuote(Record, frozen=True, array_like=True, gc=False):
+    """A change of a perpetual's best bid/ask or their sizes (from its ``ticker.*`` channel), with the
+    mark and index prices, the funding and the open interest the same ticker carries; written to
+    ``perpetuals_quotes``. ``funding_rate`` is the ticker's ``current_funding``."""
+
+    __table__: ClassVar[str] = "perpetuals_quotes"
+    timestamp: datetime
+    instrument: str
+    best_bid_price: F
+    best_bid_amount: F
+    best_ask_price: F
+    best_ask_amount: F
+    mark_price: F = None
+    index_price: F = None
+    funding_rate: F = None
+    funding_8h: F = None
+    open_interest: F = None
+
+
+class PerpetualTrade(Record, frozen=True, array_like=True, gc=False):
+    """One trade of a perpetual, written to ``perpetuals_trades``. Unique by (instrument, trade_seq)."""
+
+    __table__: ClassVar[str] = "perpetuals_trades"
+    timestamp: datetime
+    instrument: str
+    trade_seq: int
+    trade_id: str
+    price: float
+    amount: float
+    direction: str
+    tick_direction: int | None = None
+    index_price: F = None
+    mark_price: F = None
+    liquidation: str | None = None
+
+
 class DataGap(Record, frozen=True, array_like=True, gc=False):
     """A detected hole. ``timestamp`` is when it was detected; [gap_start, gap_end] is what is missing."""
 
@@ -216,7 +252,7 @@ class DataGap(Record, frozen=True, array_like=True, gc=False):
 
 RECORD_TYPES: tuple[type[Record], ...] = (
     IndexPrice, Candle, FutureCandle, OptionBar, Greeks, Funding, OptionQuote, OptionTrade,
-    BookDepth, OptionBookDepth, DataGap,
+    BookDepth, OptionBookDepth, DataGap, PerpetualQuote, PerpetualTrade,
 )
 BY_TABLE: dict[str, type[Record]] = {t.__table__: t for t in RECORD_TYPES}
 

@@ -123,6 +123,9 @@ GOOD = {
     "WS_HEARTBEAT": ("30s", 30),
     "WS_PROGRESS_WINDOW": ("2m", 120.0),
     "WS_RECONCILE_EVERY": ("1m", 60.0),
+    "WS_TRADES_RECONCILE_EVERY": ("2m", 120.0),
+    "COLLECTOR_RUNTIME_DIR": ("/run/x", Path("/run/x")),
+    "DERIBIT_SHARED_BUDGET": ("no", False),
     "WS_RERANK_EVERY": ("1h", 3600.0),
     "WS_STATUS_EVERY": ("500ms", 0.5),
     "WS_BOOK_SNAPSHOT_EVERY": ("10s", 10.0),
@@ -137,7 +140,24 @@ GOOD = {
     "OHLCV_CATCHUP_HORIZON": ("1d", 86400.0),
     "FUNDING_CATCHUP_HORIZON": ("90d", 90 * 86400.0),
     "GREEKS_INTERVAL": ("15m", 900.0),
+    "REST_PERPETUAL_INTERVAL": ("300", 300.0),
+    "REST_FUTURES_INTERVAL": ("2m", 120.0),
+    "REST_OPTIONS_OHLCV_INTERVAL": ("1h", 3600.0),
+    "FUNDING_INTERVAL": ("28800", 28800.0),
     "REST_TIMEOUT": ("2.5", 2.5),
+    "COLLECTOR_MAX_AGE": ("10m, *_quotes=1m", (("", 600.0), ("*_quotes", 60.0))),
+    "COLLECTOR_MAX_GAP": ("eth_option_trades=30m,5m", (("eth_option_trades", 1800.0), ("", 300.0))),
+    "COLLECTOR_DISK_MAX_USED": ("90", 90),
+    "COLLECTOR_MONITOR_EVERY": ("1m", 60.0),
+    "COLLECTOR_ALERT_WEBHOOK": ("https://ntfy.sh/my-topic", "https://ntfy.sh/my-topic"),
+    "COLLECTOR_ALERT_FORMAT": ("Slack", "slack"),
+    "COLLECTOR_ALERT_TELEGRAM_CHAT": ("-100123", "-100123"),
+    "COLLECTOR_ALERT_EMAIL": ("ops@example.org", "ops@example.org"),
+    "COLLECTOR_ALERT_REPEAT_SECONDS": ("3600", 3600.0),
+    "COLLECTOR_ALERT_STATE_DIR": ("/var/lib/x", Path("/var/lib/x")),
+    "COLLECTOR_BACKUP_DIR": ("/srv/backups", Path("/srv/backups")),
+    "COLLECTOR_BACKUP_KEEP": ("14", 14),
+    "COLLECTOR_BACKUP_DATABASE_URL": ("postgresql:///c?user=collector_owner", "postgresql:///c?user=collector_owner"),
     "PG_BINDIR": ("/usr/lib/postgresql/16/bin", Path("/usr/lib/postgresql/16/bin")),
 }
 # variable -> a bad raw value
@@ -146,18 +166,32 @@ BAD = {
     "COLLECTOR_CURRENCIES": "BTC,ET-H", "COLLECTOR_LOG_LEVEL": "TRACE", "COLLECTOR_SPOOL_DIR": " ",
     "COLLECTOR_SPOOL_MAX_BYTES": "1KiB", "COLLECTOR_BATCH_ROWS": "2000000", "COLLECTOR_BATCH_MAX_AGE": "0",
     "COLLECTOR_QUEUE_MAX_ROWS": "-5", "WS_TOP_N_INSTRUMENTS": "-1", "WS_HEARTBEAT": "5s",
-    "WS_PROGRESS_WINDOW": "a while", "WS_RECONCILE_EVERY": "100ms", "WS_RERANK_EVERY": "0",
+    "WS_PROGRESS_WINDOW": "a while", "WS_RECONCILE_EVERY": "100ms", "WS_TRADES_RECONCILE_EVERY": "10ms",
+    "COLLECTOR_RUNTIME_DIR": "\x00", "DERIBIT_SHARED_BUDGET": "maybe", "WS_RERANK_EVERY": "0",
     "WS_STATUS_EVERY": "1ms", "WS_BOOK_SNAPSHOT_EVERY": "x", "WS_PERPETUAL_BOOK": "maybe",
     "WS_BACKFILL_HORIZON": "-1h", "WS_STARTUP_REPLAY": "soon", "WS_BACKOFF_INITIAL": "1ms",
     "WS_BACKOFF_MAX": "0", "WS_STOP_TIMEOUT": "forever", "DEPTH_TOP_N": "10001", "DEPTH_OPTIONS_TOP_N": "x",
     "OHLCV_CATCHUP_HORIZON": "30s", "FUNDING_CATCHUP_HORIZON": "1", "GREEKS_INTERVAL": "59s",
+    "REST_PERPETUAL_INTERVAL": "90", "REST_FUTURES_INTERVAL": "7m", "REST_OPTIONS_OHLCV_INTERVAL": "5h",
+    "FUNDING_INTERVAL": "30s",
+    "COLLECTOR_MAX_AGE": "quotes=soon", "COLLECTOR_MAX_GAP": "Bad Name=5m", "COLLECTOR_DISK_MAX_USED": "101",
+    "COLLECTOR_MONITOR_EVERY": "1s", "COLLECTOR_ALERT_WEBHOOK": "ftp://x/bot1:SECRET",
+    "COLLECTOR_ALERT_FORMAT": "pagerduty", "COLLECTOR_ALERT_TELEGRAM_CHAT": "a\nb", "COLLECTOR_ALERT_EMAIL": "a\x00b",
+    "COLLECTOR_ALERT_REPEAT_SECONDS": "-1", "COLLECTOR_ALERT_STATE_DIR": "\x00",
     "REST_TIMEOUT": "0", "PG_BINDIR": "\x00",
+    "COLLECTOR_BACKUP_DIR": "\x00", "COLLECTOR_BACKUP_KEEP": "0", "COLLECTOR_BACKUP_DATABASE_URL": "mysql://x",
 }
 ROWS = {row.env: row for row in TABLE}
 
 
 def test_every_setting_has_a_good_and_a_bad_example():
     assert set(GOOD) == set(ROWS) == set(BAD)
+
+
+def test_a_bad_webhook_url_is_not_shown():
+    with pytest.raises(ConfigError) as err:
+        Settings.load(env={"COLLECTOR_ALERT_WEBHOOK": BAD["COLLECTOR_ALERT_WEBHOOK"]})
+    assert "SECRET" not in str(err.value) and "COLLECTOR_ALERT_WEBHOOK" in str(err.value)
 
 
 @pytest.mark.parametrize("var", sorted(ROWS))
@@ -279,3 +313,26 @@ def test_a_bad_option_exits_2_naming_it(args, name, tmp_path):
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and f"invalid {name}=" in lines[0], p.stderr
+
+
+@pytest.mark.parametrize("alias,raw,name,expected", [
+    ("LOG_LEVEL", "DEBUG", "log_level", "DEBUG"),
+    ("TOP_N_INSTRUMENTS", "30", "ws_top_n_default", 30),
+    ("REST_GREEKS_INTERVAL", "7200", "greeks_interval_s", 7200.0),
+])
+def test_the_docker_setups_names_are_read_and_ours_win(alias, raw, name, expected):
+    """Their .env's names work as they are; when both are set, ours (the README's) wins."""
+    row = next(r for r in TABLE if r.name == name)
+    assert alias in row.aliases
+    assert getattr(Settings.load(env={alias: raw}), name) == expected
+    assert setting_from({alias: raw}, name) == expected
+    ours = GOOD[row.env][0]
+    assert getattr(Settings.load(env={alias: raw, row.env: ours}), name) == GOOD[row.env][1]
+    with pytest.raises(ConfigError) as err:
+        Settings.load(env={alias: BAD[row.env]})
+    assert err.value.name == alias
+
+
+def test_a_compose_style_database_url_is_accepted():
+    url = "postgresql://postgres:secret@timescaledb:5432/crypto_data"
+    assert Settings.load(env={"DATABASE_URL": url}).database_url == url

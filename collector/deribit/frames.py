@@ -109,7 +109,7 @@ def split_notification(raw: bytes | bytearray | memoryview | str) -> tuple[str, 
     (another kind of frame, invalid JSON, a malformed envelope). Never raises."""
     try:
         env = _envelope.decode(raw)
-    except msgspec.DecodeError:  # includes ValidationError
+    except (msgspec.DecodeError, RecursionError):  # includes ValidationError; RecursionError: nested too deep
         return None
     params = env.params
     if env.method != "subscription" or params is None or not params.channel or not len(params.data):

@@ -15,12 +15,12 @@ errors (:class:`~collector.deribit.rest.DeribitError`) pass through.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from collector.deribit.frames import ParseError
 from collector.deribit.rest import RestClient, TradeKind
 
-__all__ = ["PAGE", "trades_by_time", "trades_by_sequence"]
+__all__ = ["PAGE", "each_page", "trades_by_time", "trades_by_sequence"]
 
 PAGE = 1000  # the most trades Deribit returns per request
 
@@ -33,9 +33,10 @@ def _page(result: Any) -> list:
 
 
 def trades_by_time(client: RestClient, currency: str, start_ms: int, end_ms: int, *,
-                   kind: TradeKind = "option", max_pages: int = 500) -> Iterator[list[Any]]:
+                   kind: TradeKind = "option", max_pages: int = 500) -> Generator[list[Any], None, int | None]:
     """The pages of trades of ``currency`` with ``start_ms <= timestamp <= end_ms``; at most ``max_pages``
-    requests."""
+    requests. Returns (the generator's value) None when every page was fetched, or, when it stopped at
+    ``max_pages`` with more to come, the ms from which trades were not (all) fetched."""
     seen: set[Any] = set()
     lo = start_ms
     for _ in range(max_pages):
@@ -52,9 +53,20 @@ def trades_by_time(client: RestClient, currency: str, start_ms: int, end_ms: int
                 fresh.append(t)
         yield fresh
         if not result.get("has_more") or not trades:
-            return
+            return None
         last = trades[-1].get("timestamp") if type(trades[-1]) is dict else None
         lo = last if fresh and type(last) is int and last > lo else lo + 1
+    return lo if lo <= end_ms else None
+
+
+def each_page(pages: Generator[list[Any], None, int | None], fn: Callable[[list[Any]], Any]) -> int | None:
+    """Hand every page of :func:`trades_by_time` to ``fn``; returns its value (None: nothing left out)."""
+    while True:
+        try:
+            page = next(pages)
+        except StopIteration as stop:
+            return stop.value
+        fn(page)
 
 
 def trades_by_sequence(client: RestClient, instrument: str, from_seq: int, to_seq: int) -> Iterator[list[Any]]:

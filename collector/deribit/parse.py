@@ -36,14 +36,15 @@ from collector.deribit.frames import classify, decode  # noqa: F401 (re-exported
 from collector.deribit.parse_rest import (  # noqa: F401 (re-exported)
     Instrument, book_depth, candles, funding, instruments, option_bars,
 )
-from collector.records import Greeks, IndexPrice, OptionQuote, OptionTrade
+from collector.records import Greeks, IndexPrice, OptionQuote, OptionTrade, PerpetualQuote, PerpetualTrade
 
 __all__ = [
     "ParseError", "decode", "classify", "ms_to_datetime", "currency_of", "currency_of_index",
     "quote_from_ticker", "quote_from_ticker_json", "quote_from_quote", "trade", "trades", "index_price",
     "index_price_from_rest",
     "candles", "option_bars", "greeks_from_ticker", "funding", "book_depth", "InstrumentState",
-    "instrument_state", "Instrument", "instruments",
+    "instrument_state", "Instrument", "instruments", "perpetual_quote", "perpetual_quote_json",
+    "perpetual_trade",
 ]
 
 
@@ -193,6 +194,63 @@ def trades(data: Any, errors: list[ParseError] | None = None) -> list[OptionTrad
                 raise
             errors.append(exc)
     return out
+
+
+def perpetual_quote(data: Any) -> PerpetualQuote:
+    """A perpetual's ``ticker.{instrument}.{interval}`` data (or ``public/ticker`` result) -> PerpetualQuote.
+
+    ``funding_rate`` is ``current_funding``; ``funding_8h`` as sent. Empty sides follow the module rules.
+    """
+    name = instrument_of(data)
+    bid_p, bid_a, ask_p, ask_a = sides(data, "best_bid_price", "best_bid_amount", "best_ask_price",
+                                       "best_ask_amount")
+    return PerpetualQuote(ts(data), name, bid_p, bid_a, ask_p, ask_a, num(data, "mark_price"),
+                          num(data, "index_price"), num(data, "current_funding"), num(data, "funding_8h"),
+                          num(data, "open_interest"))
+
+
+class _PerpTicker(msgspec.Struct, gc=False):
+    """The fields of a perpetual's ticker that a PerpetualQuote needs."""
+
+    timestamp: int
+    instrument_name: str
+    best_bid_price: float | None = None
+    best_bid_amount: float | None = None
+    best_ask_price: float | None = None
+    best_ask_amount: float | None = None
+    mark_price: float | None = None
+    index_price: float | None = None
+    current_funding: float | None = None
+    funding_8h: float | None = None
+    open_interest: float | None = None
+
+
+_perp_ticker = msgspec.json.Decoder(_PerpTicker)
+
+
+def perpetual_quote_json(raw: bytes | msgspec.Raw) -> PerpetualQuote:
+    """The same as ``perpetual_quote(decode(raw))``, decoding the JSON straight into the needed fields
+    (what msgspec refuses goes through the dict parser, for the same result or ParseError)."""
+    try:
+        t = _perp_ticker.decode(raw)
+    except msgspec.DecodeError:
+        return perpetual_quote(decode(raw))
+    name = t.instrument_name
+    if not name:
+        raise ParseError("instrument_name: missing or not a string")
+    bid_p, bid_a, ask_p, ask_a = t.best_bid_price, t.best_bid_amount, t.best_ask_price, t.best_ask_amount
+    if not bid_p and not bid_a:
+        bid_p = bid_a = None
+    if not ask_p and not ask_a:
+        ask_p = ask_a = None
+    return PerpetualQuote(ms_to_datetime(t.timestamp), _intern(name), bid_p, bid_a, ask_p, ask_a, t.mark_price,
+                          t.index_price, t.current_funding, t.funding_8h, t.open_interest)
+
+
+def perpetual_trade(t: OptionTrade) -> PerpetualTrade:
+    """A trade parsed by :func:`trade` whose instrument is a perpetual -> its ``perpetuals_trades`` row."""
+    return PerpetualTrade(t.timestamp, t.instrument, t.trade_seq, t.trade_id, t.price, t.amount, t.direction,
+                          t.tick_direction, t.index_price, t.mark_price, t.liquidation)
 
 
 def index_price(data: Any) -> IndexPrice:

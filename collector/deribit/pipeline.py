@@ -5,9 +5,11 @@ same rows from the same frames. No I/O and no awaiting here: the parsing is the 
 :mod:`collector.deribit.parse`; this class adds the per-instrument state a stream needs:
 
 * quotes: a row only when an option's best bid/ask price or size changed (``ticker.*`` repeats unchanged
-  books when only the mark moves);
-* trades: ``trade_seq`` continuity per instrument; a jump calls ``on_trade_gap`` (the job backfills it
-  over REST), an old seq is dropped as a duplicate;
+  books when only the mark moves); the same for the perpetual's ticker (``perpetuals_quotes``, with its
+  mark, index, funding and open interest);
+* trades: ``trade_seq`` continuity per instrument (options -> ``{cur}_option_trades``, perpetuals ->
+  ``perpetuals_trades``; dated futures are not recorded); a jump calls ``on_trade_gap`` (the job
+  backfills it over REST), an old seq is dropped as a duplicate;
 * books: the ``change_id`` chain per instrument; a break calls ``on_book_break`` (the job resubscribes
   that one channel); the book is kept in memory and a top-N snapshot row is emitted every
   ``book_snapshot_every_s`` of exchange time;
@@ -28,7 +30,7 @@ from msgspec import Raw
 
 from collector.deribit import parse
 from collector.deribit.frames import ParseError
-from collector.deribit.instruments import is_option
+from collector.deribit.instruments import is_option, is_perpetual
 from collector.deribit.sequence import BookChain, BookStatus, BookStep, TradeGap, TradeSequence
 from collector.records import BookDepth, OptionBookDepth, Record
 
@@ -46,13 +48,16 @@ class _Book:
         self.emitted_at: datetime | None = None
 
 
+_NUMBER = (int, float)  # JSON numbers only: not bool, not a numeric string
+
+
 def _apply(side: dict[float, float], levels: Any) -> None:
     if type(levels) is not list:
         raise ParseError("book side: expected an array")
-    for lv in levels:
-        if type(lv) is not list or len(lv) != 3:
-            raise ParseError("book level: expected [action, price, amount]")
-        action, price, amount = lv
+    for lv in levels:  # every level checked before any is applied: a bad message leaves the book as it was
+        if type(lv) is not list or len(lv) != 3 or type(lv[1]) not in _NUMBER or type(lv[2]) not in _NUMBER:
+            raise ParseError("book level: expected [action, price, amount] with numbers")
+    for action, price, amount in levels:
         if action == "delete" or not amount:
             side.pop(float(price), None)
         else:
@@ -92,11 +97,17 @@ class Pipeline:
         try:
             if type(data) is Raw:
                 if head == "ticker":
-                    self._quote(parse.quote_from_ticker_json(data))
+                    if "-PERPETUAL." in channel:
+                        self._perp_quote(parse.perpetual_quote_json(data))
+                    else:
+                        self._quote(parse.quote_from_ticker_json(data))
                     return
                 data = parse.decode(data)
             if head == "ticker":
-                self._quote(parse.quote_from_ticker(data))
+                if "-PERPETUAL." in channel:
+                    self._perp_quote(parse.perpetual_quote(data))
+                else:
+                    self._quote(parse.quote_from_ticker(data))
             elif head == "trades":
                 self._trades(data)
             elif head == "quote":
@@ -141,6 +152,19 @@ class Pipeline:
         self.counts["quotes"] += 1
         self.sink(q)
 
+    def _perp_quote(self, q) -> None:
+        """A perpetual's ticker: a ``perpetuals_quotes`` row when its best bid/ask or their sizes changed."""
+        if not is_perpetual(q.instrument):
+            self.counts["ticker_not_perpetual"] += 1
+            return
+        key = (q.best_bid_price, q.best_bid_amount, q.best_ask_price, q.best_ask_amount)
+        if self._last_quote.get(q.instrument) == key:
+            self.counts["perpetual_quotes_unchanged"] += 1
+            return
+        self._last_quote[q.instrument] = key
+        self.counts["perpetual_quotes"] += 1
+        self.sink(q)
+
     # -- trades ----------------------------------------------------------------------------------
 
     def _trades(self, data: Any) -> None:
@@ -149,10 +173,17 @@ class Pipeline:
         for err in errors:
             self.bad_message(f"trades: {err}", "trades")
         feed = self._seq.feed
+        mine = self.currency
         for t in rows:
-            if not is_option(t.instrument):
-                self.counts["trade_not_option"] += 1
+            if mine and t.currency != mine:   # trades.option.USDC carries every linear base's trades
+                self.counts["trade_other_currency"] += 1
                 continue
+            perp = False
+            if not is_option(t.instrument):
+                if not is_perpetual(t.instrument):
+                    self.counts["trade_not_option"] += 1
+                    continue
+                perp = True
             r = feed(t.instrument, t.trade_seq)
             if r is None:
                 pass
@@ -164,6 +195,10 @@ class Pipeline:
                 self.counts["trade_duplicates"] += 1
                 continue
             self._last_trade_at[t.instrument] = t.timestamp
+            if perp:
+                self.counts["perpetual_trades"] += 1
+                self.sink(parse.perpetual_trade(t))
+                continue
             self.counts["trades"] += 1
             self.sink(t)
 
@@ -179,6 +214,13 @@ class Pipeline:
     # -- books -----------------------------------------------------------------------------------
 
     def _book(self, channel: str, data: Any) -> None:
+        name = data.get("instrument_name") if type(data) is dict else None
+        if type(name) is str and not is_option(name) and not is_perpetual(name):
+            self.counts["book_not_recorded"] += 1   # a combo's or a dated future's book: no relation of ours
+            return
+        if channel.count(".") == 4:   # book.{inst}.{group}.{depth}.{interval}: price buckets, not levels
+            self.counts["book_grouped_not_recorded"] += 1
+            return
         step = self._chain.feed(data)
         inst = step.instrument
         status = step.status

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
-__all__ = ["CreditBucket", "shared_bucket", "DEFAULT_COST", "DEFAULT_CAPACITY", "DEFAULT_REFILL_PER_S",
+__all__ = ["CreditBucket", "Limiter", "shared_bucket", "DEFAULT_COST", "DEFAULT_CAPACITY", "DEFAULT_REFILL_PER_S",
            "RATE_LIMIT_CODES", "RATE_LIMIT_HTTP_STATUS", "is_rate_limited"]
 
 DEFAULT_COST = 500
@@ -33,6 +33,15 @@ RATE_LIMIT_HTTP_STATUS = 429                  # more than 32 connections from on
 def is_rate_limited(code: int | None = None, http_status: int | None = None) -> bool:
     """True when a JSON-RPC error ``code`` (REST or WebSocket) or an HTTP status says "too many requests"."""
     return code in RATE_LIMIT_CODES or http_status == RATE_LIMIT_HTTP_STATUS
+
+
+class Limiter(Protocol):
+    """What a REST client needs of a credit pool: this bucket, the host's file-backed one
+    (:class:`collector.ratebudget.FileBucket`) or a view of either with a margin."""
+
+    def acquire(self, cost: float | None = None) -> float: ...
+
+    def drain(self, pause_s: float = 0.0) -> None: ...
 
 
 class CreditBucket:

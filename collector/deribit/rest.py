@@ -15,7 +15,11 @@ Exception tree (all carry ``method``, ``code``, ``message``, ``data``, ``http_st
 :func:`is_retryable` is the one place that decides what is retried; which codes are a rate limit is
 :func:`~collector.deribit.ratelimit.is_rate_limited`'s to say. Retries use capped exponential backoff
 with full jitter (:func:`collector.backoff.full_jitter`), at most ``max_attempts`` tries per call.
-Every request first takes credits from the shared :class:`~collector.deribit.ratelimit.CreditBucket`.
+Every request first takes credits from the shared :class:`~collector.deribit.ratelimit.CreditBucket`
+(:meth:`RestClient.from_settings`: the host's one budget, :func:`collector.ratebudget.budget_for`).
+A rate-limit answer (10028, 10066, HTTP 429) is counted (``rate_limited``, also in an optional shared
+:class:`RestCounts`) and logged at WARNING once per burst (``deribit_rate_limited``, with the hits of the
+previous burst); other retries are logged at DEBUG.
 
 Every public method the collector calls has a typed helper below (timestamps: int ms or aware datetime);
 paging through trades is :mod:`collector.deribit.paging`'s. Nothing is logged per request at INFO; URLs
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from datetime import datetime
 from typing import Any, Callable, Literal, Mapping, Union
@@ -36,12 +41,12 @@ import requests
 
 from collector.backoff import full_jitter
 from collector.deribit.fields import datetime_to_ms
-from collector.deribit.ratelimit import CreditBucket, is_rate_limited, shared_bucket
+from collector.deribit.ratelimit import Limiter, is_rate_limited, shared_bucket
 from collector.errors import CollectorError
 
 __all__ = [
     "DeribitError", "TransportError", "BadResponse", "ApiError", "RateLimited", "ServerError",
-    "InvalidParams", "InstrumentNotFound", "is_retryable", "RestClient",
+    "InvalidParams", "InstrumentNotFound", "is_retryable", "RestClient", "RestCounts",
 ]
 
 log = logging.getLogger(__name__)
@@ -130,6 +135,51 @@ def error_from_body(method: str, error: Any, http_status: int | None) -> ApiErro
     return ApiError(message, **kw)
 
 
+class RestCounts:
+    """Counters shared by the short-lived clients of one job (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.rate_limited = 0   # answers 10028 / 10066 / HTTP 429
+
+    def add(self, requests: int = 0, retries: int = 0, rate_limited: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+            self.rate_limited += rate_limited
+
+
+RATE_LIMIT_BURST_S = 30.0   # rate-limit answers closer together than this are one burst (one WARNING)
+
+
+class _BurstLog:
+    """Process-wide: a WARNING for the first rate-limit answer of a burst, the others only counted."""
+
+    def __init__(self, quiet_s: float = RATE_LIMIT_BURST_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet_s = quiet_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._hits = 0          # of the burst going on
+
+    def hit(self) -> int | None:
+        """Count one hit; the size of the previous burst (0 for the first) when this one starts a burst."""
+        with self._lock:
+            now = self._clock()
+            fresh = self._last is None or now - self._last >= self.quiet_s
+            self._last = now
+            if not fresh:
+                self._hits += 1
+                return None
+            previous, self._hits = self._hits, 1
+            return previous
+
+
+_bursts = _BurstLog()
+
+
 def _param(v: Any) -> Any:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -147,9 +197,9 @@ class RestClient:
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, max_attempts: int = 5,
                  backoff_base_s: float = 0.5, backoff_cap_s: float = 30.0, rate_limit_pause_s: float = 1.0,
-                 limiter: CreditBucket | None = None, session: requests.Session | None = None,
+                 limiter: Limiter | None = None, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-                 user_agent: str = "deribit-collector") -> None:
+                 user_agent: str = "deribit-collector", counts: RestCounts | None = None) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         if timeout <= 0:
@@ -165,12 +215,18 @@ class RestClient:
         self.session.headers["User-Agent"] = user_agent
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self.requests = 0   # HTTP requests sent (including retries)
-        self.retries = 0    # of which retries
+        self.counts = counts
+        self.requests = 0       # HTTP requests sent (including retries)
+        self.retries = 0        # of which retries
+        self.rate_limited = 0   # answers 10028 / 10066 / HTTP 429
 
     @classmethod
     def from_settings(cls, settings: Any, **kw: Any) -> "RestClient":
-        """Build from :class:`collector.config.Settings` (``rest_url``, ``rest_timeout_s``)."""
+        """Build from :class:`collector.config.Settings` (``rest_url``, ``rest_timeout_s``); without a
+        ``limiter``, the host's shared credit budget (:func:`collector.ratebudget.budget_for`)."""
+        if kw.get("limiter") is None:
+            from collector.ratebudget import budget_for  # here: ratebudget imports the ratelimit module
+            kw["limiter"] = budget_for(settings)
         return cls(settings.rest_url, timeout=settings.rest_timeout_s, **kw)
 
     def close(self) -> None:
@@ -195,7 +251,7 @@ class RestClient:
                 return self._once(method, query)
             except DeribitError as exc:
                 if isinstance(exc, RateLimited):
-                    self.limiter.drain(self.rate_limit_pause_s)
+                    self._rate_limited(method, exc)
                 if not is_retryable(exc) or attempt + 1 >= self.max_attempts:
                     raise
                 delay = self.backoff(attempt)
@@ -204,11 +260,28 @@ class RestClient:
                                                        "delay_s": round(delay, 3)})
                 attempt += 1
                 self.retries += 1
+                if self.counts is not None:
+                    self.counts.add(retries=1)
                 self._sleep(delay)
+
+    def _rate_limited(self, method: str, exc: DeribitError) -> None:
+        """Count it, drain the (shared) pool, and say so once per burst."""
+        self.rate_limited += 1
+        if self.counts is not None:
+            self.counts.add(rate_limited=1)
+        self.limiter.drain(self.rate_limit_pause_s)
+        previous = _bursts.hit()
+        if previous is not None:
+            log.warning("deribit_rate_limited", extra={
+                "method": method, "code": exc.code, "http_status": exc.http_status,
+                "pause_s": self.rate_limit_pause_s, "previous_burst_hits": previous,
+                "action": "pausing every caller of this budget, then retrying"})
 
     def _once(self, method: str, query: Mapping[str, Any]) -> Any:
         self.limiter.acquire()
         self.requests += 1
+        if self.counts is not None:
+            self.counts.add(requests=1)
         try:
             resp = self.session.get(f"{self.base_url}/{method}", params=query, timeout=self.timeout)
             status, body = resp.status_code, resp.content
@@ -272,6 +345,13 @@ class RestClient:
                                                sorting: Sorting | None = None) -> dict:
         return self.call("public/get_last_trades_by_instrument_and_time", instrument_name=instrument,
                          start_timestamp=start, end_timestamp=end, count=count, sorting=sorting)
+
+    def get_last_trades_by_currency(self, currency: str, kind: TradeKind | None = None, count: int | None = None,
+                                    sorting: Sorting | None = None, start_id: str | None = None,
+                                    end_id: str | None = None) -> dict:
+        """``{trades: [...], has_more: bool}``: the newest ``count`` (1..1000) ``kind`` trades of ``currency``."""
+        return self.call("public/get_last_trades_by_currency", currency=currency, kind=kind, count=count,
+                         sorting=sorting, start_id=start_id, end_id=end_id)
 
     def get_last_trades_by_currency_and_time(self, currency: str, start: Ms, end: Ms, kind: TradeKind | None = None,
                                              count: int | None = None, sorting: Sorting | None = None) -> dict:

@@ -15,6 +15,7 @@ from collector.config import Settings
 from collector.deribit import parse
 from collector.deribit.instruments import is_perpetual
 from collector.deribit.rest import RestClient
+from collector.jobs import chain
 from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries
 from collector.records import OptionBookDepth, table_name
 
@@ -42,22 +43,26 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
     """One pass; ``pass_kw`` go to :class:`RestPass` (threads, bucket, client_kw)."""
     with RestPass(settings, JOB, **pass_kw) as p:
         listing = []
-        for cur in settings.currencies:
+        srcs = chain.sources(settings.currencies)   # SOL's instruments are listed under USDC
+        for src in srcs:
             # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
-            listing += [Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future")),  # type: ignore[misc]
-                        Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option"))]  # type: ignore[misc]
+            listing += [Task(f"futures {src}", lambda c, src=src: book_summaries(c, src, "future")),  # type: ignore[misc]
+                        Task(f"options {src}", lambda c, src=src: book_summaries(c, src, "option"))]  # type: ignore[misc]
         listed = p.run(listing)
+        futures = chain.split({src: listed[f"futures {src}"] for src in srcs if f"futures {src}" in listed},
+                              settings.currencies)
+        options = chain.split({src: listed[f"options {src}"] for src in srcs if f"options {src}" in listed},
+                              settings.currencies)
         n = settings.depth_top_n
         now = datetime.now(timezone.utc)
         tasks = []
         for cur in settings.currencies:
-            perps = [s["instrument_name"] for s in listed.get(f"futures {cur}", [])
-                     if is_perpetual(s["instrument_name"])]
-            options = top_by_open_interest(listed.get(f"options {cur}", []), settings.depth_options_top_n)
+            perps = [s["instrument_name"] for s in futures[cur] if is_perpetual(s["instrument_name"])]
+            chosen = top_by_open_interest(options[cur], settings.depth_options_top_n)
             perp_gap = Gap("perpetuals_orderbook_depth", now, now, recoverable=False)
             option_gap = Gap(table_name(OptionBookDepth, cur), now, now, recoverable=False)
             tasks += [Task(name, snapshot_task(p, name, n, option=False), perp_gap) for name in perps]
-            tasks += [Task(name, snapshot_task(p, name, n, option=True), option_gap) for name in options]
+            tasks += [Task(name, snapshot_task(p, name, n, option=True), option_gap) for name in chosen]
         p.run(tasks)
     return p.outcome
 

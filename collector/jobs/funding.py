@@ -14,6 +14,7 @@ from collector.deribit import parse
 from collector.deribit.fields import datetime_to_ms, ms_to_datetime
 from collector.deribit.instruments import is_perpetual
 from collector.deribit.rest import RestClient
+from collector.jobs import chain
 from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries, exchange_ms
 from collector.records import Funding
 
@@ -31,9 +32,10 @@ def run(settings: Settings, **pass_kw: Any) -> Outcome:
             return p.outcome
         assert now is not None
         # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
-        listed = p.run([Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future"))  # type: ignore[misc]
-                        for cur in settings.currencies])
-        perps = [s["instrument_name"] for cur in settings.currencies for s in listed.get(f"futures {cur}", [])
+        listed = p.run([Task(f"futures {src}", lambda c, src=src: book_summaries(c, src, "future"))  # type: ignore[misc]
+                        for src in chain.sources(settings.currencies)])   # SOL_USDC-PERPETUAL: under USDC
+        by_cur = chain.split({t.split(" ", 1)[1]: rows for t, rows in listed.items()}, settings.currencies)
+        perps = [s["instrument_name"] for cur in settings.currencies for s in by_cur[cur]
                  if is_perpetual(s["instrument_name"])]
         horizon = int(settings.funding_catchup_horizon_s * 1000)
         last = p.stored_until([(Funding, perps)])

@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"DATABASE_URL={env['DATABASE_URL']}")
         env.setdefault("COLLECTOR_SPOOL_DIR", str(Path(args.dir).resolve() / "spool"))
         if args.sim:
-            sim = subprocess.Popen([_collector(), "sim", "--port", "0", "--seed", "1", "--strikes", "8"],
-                                   stdout=subprocess.PIPE, text=True, env=env)
+            # the simulator lists what is recorded (SOL brings its USDC universe: XRP, BTC_USDC-PERPETUAL)
+            currencies = ",".join(setting_from(env, "currencies"))
+            sim = subprocess.Popen([_collector(), "sim", "--port", "0", "--seed", "1", "--strikes", "8",
+                                    "--currencies", currencies], stdout=subprocess.PIPE, text=True, env=env)
             procs.append(sim)
             assert sim.stdout is not None  # stdout=PIPE
             line = sim.stdout.readline()

@@ -11,20 +11,35 @@ exchange's current minute:
   bid/ask/mid/mark/IV/underlying/24 h volume/open interest from one ``get_book_summary_by_currency``
   per currency, taken at the bar's close; open/high/low/close/volume from chart data for the options
   that traded in that minute (found with one ``get_last_trades_by_currency_and_time`` per currency).
-* index: ``public/get_index_price`` of ``{cur}_usd`` at ``M``'s exchange time.
+* index: ``public/get_index_price`` of the currency's index (``btc_usd``; ``sol_usdc`` for a USDC-linear
+  base) at ``M``'s exchange time.
+
+Cadences (the Docker setup's settings): the pass runs every minute by default, or at the shortest of
+``REST_PERPETUAL_INTERVAL``, ``REST_FUTURES_INTERVAL`` and ``REST_OPTIONS_OHLCV_INTERVAL``; a perpetual's or a
+future's candles are fetched once its interval's worth of minutes is missing (all of them: a slower cadence
+skips nothing), the option chain's row on the UTC multiples of its interval.
+
+Listings are asked per ``currency=`` source (:func:`collector.jobs.chain.sources`: SOL's instruments are
+under ``USDC``) and filed under their base (:func:`collector.jobs.chain.split`). A currency's option
+rows are written only when every one of its sources answered.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
 
 from collector.config import Settings
 from collector.deribit import paging, parse
 from collector.deribit.fields import ParseError, datetime_to_ms, ms_to_datetime
-from collector.deribit.instruments import is_perpetual
+from collector.deribit.instruments import currency, is_perpetual
+from collector.jobs import chain
 from collector.deribit.rest import RestClient
 from collector.jobs.restjob import Gap, Outcome, RestPass, Task, book_summaries, exchange_ms
-from collector.records import Candle, FutureCandle
+from collector.records import Candle, DataGap, FutureCandle, Record
+
+log = logging.getLogger(__name__)
 
 JOB = "rest"
 MINUTE_MS = 60_000
@@ -48,35 +63,58 @@ def _collect(p: RestPass, now: int) -> None:
     minute = now - now % MINUTE_MS
     bar = minute - MINUTE_MS
     listing: list[Task] = []
+    options_due = option_row_due(minute, settings.rest_options_ohlcv_interval_s)
+    srcs = chain.sources(settings.currencies)   # BTC, ETH, USDC (SOL's and BTC's linear ones): each asked once
+    for src in srcs:
+        # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
+        listing.append(Task(f"futures {src}", lambda c, src=src: book_summaries(c, src, "future")))  # type: ignore[misc]
+        if options_due:
+            listing += [
+                Task(f"options {src}", lambda c, src=src: book_summaries(c, src, "option")),  # type: ignore[misc]
+                Task(f"option trades {src}", lambda c, src=src: traded_options(c, src, bar, p.add)),  # type: ignore[misc]
+            ]
     for cur in settings.currencies:
-        listing += [
-            # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
-            Task(f"futures {cur}", lambda c, cur=cur: book_summaries(c, cur, "future")),  # type: ignore[misc]
-            Task(f"options {cur}", lambda c, cur=cur: book_summaries(c, cur, "option")),  # type: ignore[misc]
-            Task(f"option trades {cur}", lambda c, cur=cur: traded_options(c, cur, bar)),  # type: ignore[misc]
-            Task(f"index {cur}", lambda c, cur=cur: p.add([_index(c, cur, now)])),  # type: ignore[misc]
-        ]
+        listing.append(Task(f"index {cur}", lambda c, cur=cur: p.add([_index(c, cur, now)])))  # type: ignore[misc]
     listed = p.run(listing)
 
-    futures = [s["instrument_name"] for cur in settings.currencies for s in listed.get(f"futures {cur}", [])]
+    def by_currency(what: str) -> dict[str, list]:
+        return chain.split({src: listed[f"{what} {src}"] for src in srcs if f"{what} {src}" in listed},
+                           settings.currencies)
+
+    futures = [s["instrument_name"] for rows in by_currency("futures").values() for s in rows]
     tasks = [Task(name, _candles_task(p, name, start, minute - 1),
                   Gap("perpetuals_ohlcv" if is_perpetual(name) else "futures_ohlcv", ms_to_datetime(start),
                       ms_to_datetime(minute - MINUTE_MS), recoverable=True))
-             for name, start in resume_points(p, futures, minute).items() if start < minute]
-    options = {cur: listed[f"options {cur}"] for cur in settings.currencies if f"options {cur}" in listed}
-    live = {s["instrument_name"] for chain in options.values() for s in chain}
-    traded = sorted(set().union(*[listed.get(f"option trades {cur}", set()) for cur in settings.currencies]) & live)
+             for name, start in resume_points(p, futures, minute).items()
+             if minute - start >= candle_interval_ms(settings, name)]
+    options = {cur: rows for cur, rows in by_currency("options").items()
+               if all(f"options {src}" in listed for src in currency(cur).sources)}
+    live = {s["instrument_name"] for rows in options.values() for s in rows}
+    traded = sorted(set().union(*[listed.get(f"option trades {src}", set()) for src in srcs]) & live)
     bar_gap = Gap("options_ohlcv", ms_to_datetime(bar), ms_to_datetime(bar), recoverable=False)  # row kept, no OHLC
     # mypy cannot infer a lambda with a default argument (binding the loop variable): ignore[misc]
     tasks += [Task(name, lambda c, name=name: option_candle(c, name, bar), bar_gap) for name in traded]  # type: ignore[misc]
     fetched = p.run(tasks)
 
     charts = {name: fetched[name] for name in traded if fetched.get(name) is not None}
-    for cur, chain in options.items():
+    for cur, rows in options.items():
         errors: list[ParseError] = []
-        p.add(parse.option_bars(chain, ms_to_datetime(bar), charts, errors=errors))
+        p.add(parse.option_bars(rows, ms_to_datetime(bar), charts, errors=errors))
         for err in errors:
             p.fail(f"option row {cur}", err)
+
+
+def option_row_due(minute: int, interval_s: float) -> bool:
+    """The option chain's row is taken on the UTC multiples of REST_OPTIONS_OHLCV_INTERVAL (``minute``: the
+    start of the pass's exchange minute, so the timer's firing -- every interval -- is one of them)."""
+    return (minute // MINUTE_MS) % max(1, int(interval_s // 60)) == 0
+
+
+def candle_interval_ms(settings: Settings, name: str) -> int:
+    """A perpetual's / future's candles are fetched once this many minutes are missing (REST_PERPETUAL_INTERVAL,
+    REST_FUTURES_INTERVAL): on a slower cadence nothing is skipped, the pass that is due fetches them all."""
+    seconds = settings.rest_perpetual_interval_s if is_perpetual(name) else settings.rest_futures_interval_s
+    return int(seconds // 60) * MINUTE_MS
 
 
 def resume_points(p: RestPass, names: list[str], minute: int) -> dict[str, int]:
@@ -122,16 +160,29 @@ def option_candle(c: RestClient, name: str, bar: int) -> Candle | None:
     return next((r for r in rows if r.timestamp == at), None)
 
 
-def traded_options(c: RestClient, currency: str, bar: int) -> set[str]:
-    """Names of the options of ``currency`` that traded in the minute starting at ``bar``."""
+def traded_options(c: RestClient, source: str, bar: int, add: Callable[[list[Record]], Any] | None = None,
+                   max_pages: int = MAX_TRADE_PAGES) -> set[str]:
+    """Names of the options listed under ``source`` (``BTC``, ``USDC``) that traded in the minute starting
+    at ``bar``. Cut short by the page limit, the options that traded only after the cut are not among them
+    (their row gets no OHLC): a ``data_gaps`` row for the rest of the minute goes to ``add``."""
     names: set[str] = set()
-    for trades in paging.trades_by_time(c, currency, bar, bar + MINUTE_MS - 1, kind="option",
-                                        max_pages=MAX_TRADE_PAGES):
-        names.update(t["instrument_name"] for t in trades
-                     if type(t) is dict and type(t.get("instrument_name")) is str)
+
+    def take(trades: list) -> None:
+        names.update(t["instrument_name"] for t in trades if type(t) is dict and type(t.get("instrument_name")) is str)
+
+    end = bar + MINUTE_MS - 1
+    cut = paging.each_page(paging.trades_by_time(c, source, bar, end, kind="option", max_pages=max_pages), take)
+    if cut is not None:
+        log.warning("option_trades_incomplete", extra={"source": source, "bar": bar, "reached": cut,
+                                                       "requests": max_pages})
+        if add is not None:
+            add([DataGap(datetime.now(timezone.utc), "options_ohlcv", "", source, ms_to_datetime(cut),
+                         ms_to_datetime(end), "page_limit", False,
+                         details=f"incomplete: the minute's option trades stopped at the page limit ({max_pages} "
+                                 f"requests); options that traded only after it have no OHLC in this bar")])
     return names
 
 
-def _index(c: RestClient, currency: str, now: int):
-    name = f"{currency.lower()}_usd"
+def _index(c: RestClient, cur: str, now: int):
+    name = currency(cur).index_name   # btc_usd; sol_usdc for a linear base
     return parse.index_price_from_rest(name, c.get_index_price(name), ms_to_datetime(now))

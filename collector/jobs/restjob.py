@@ -3,8 +3,9 @@
 A :class:`RestPass` owns, for one run of a job:
 
 * a small thread pool; each thread has its own :class:`RestClient` (a ``requests.Session`` is not
-  thread-safe) and all of them take credits from one :class:`CreditBucket` (the process-wide one by
-  default), so Deribit's credit scheme, not network latency, bounds a pass. Each request is charged
+  thread-safe) and all of them take credits from one bucket (by default the host's, shared with the
+  other jobs' processes: :func:`collector.ratebudget.budget_for`), so Deribit's credit scheme, not
+  network latency, bounds a pass. Each request is charged
   :data:`CREDIT_MARGIN` more than Deribit's price: the server counts a request when it arrives, a little
   after the client did, and a client running at the exact limit gets the odd 10028 from that jitter;
 * a :class:`BatchStore` spooling to ``<spool_dir>/<job>`` while the database is away;
@@ -33,8 +34,9 @@ import psycopg
 
 from collector.config import Settings
 from collector.deribit.fields import ParseError
-from collector.deribit.ratelimit import CreditBucket, shared_bucket
+from collector.deribit.ratelimit import CreditBucket
 from collector.deribit.rest import DeribitError, InstrumentNotFound, Kind, RestClient
+from collector.ratebudget import FileBucket, budget_for
 from collector.records import DataGap, Record
 from collector.store import db
 from collector.store.resume import latest_timestamps
@@ -77,7 +79,7 @@ class MarginBucket:
     price, so from a full pool the client builds a cushion of ``margin`` x what it spent before it can
     reach empty, which absorbs the delay between taking credits here and Deribit counting them."""
 
-    def __init__(self, bucket: CreditBucket, margin: float = CREDIT_MARGIN) -> None:
+    def __init__(self, bucket: CreditBucket | FileBucket, margin: float = CREDIT_MARGIN) -> None:
         self.bucket = bucket
         self.margin = margin
 
@@ -99,6 +101,7 @@ class Outcome:
     wall_s: float = 0.0
     requests: int = 0
     retries: int = 0
+    rate_limited: int = 0       # answers 10028 / 10066 / HTTP 429
     rows_inserted: int = 0
     rows_duplicate: int = 0
     rows_spooled: int = 0
@@ -113,6 +116,7 @@ class Outcome:
 
     def details(self) -> dict[str, Any]:
         return {"wall_s": round(self.wall_s, 3), "requests": self.requests, "retries": self.retries,
+                "rate_limited": self.rate_limited,
                 "rows_inserted": self.rows_inserted, "rows_duplicate": self.rows_duplicate,
                 "rows_spooled": self.rows_spooled, "rows_rejected": self.rows_rejected,
                 "skipped": len(self.skipped), "failed": len(self.failures),
@@ -131,10 +135,10 @@ class RestPass:
     :class:`Outcome` and reports it in ``collector_status``."""
 
     def __init__(self, settings: Settings, job: str, *, threads: int = DEFAULT_THREADS,
-                 bucket: CreditBucket | None = None, client_kw: dict[str, Any] | None = None) -> None:
+                 bucket: CreditBucket | FileBucket | None = None, client_kw: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.job = job
-        self.bucket = bucket if bucket is not None else shared_bucket()
+        self.bucket = bucket if bucket is not None else budget_for(settings)
         self._client_kw = dict(client_kw or {})
         self.store = BatchStore(settings.require_database_url(),
                                 Spool(settings.spool_dir / job, settings.spool_max_bytes))
@@ -259,12 +263,14 @@ class RestPass:
             for c in self._clients:
                 o.requests += c.requests
                 o.retries += c.retries
+                o.rate_limited += c.rate_limited
                 c.close()
             o.finished_at = datetime.now(timezone.utc)
             o.wall_s = time.monotonic() - self._t0
             state = "ok" if o.exit_code == EXIT_OK else "failed"
             self.store.report_status(self.job, state, started_at=o.started_at, last_message_at=o.finished_at,
-                                     rows_dropped=o.rows_dropped, details=o.details())
+                                     rows_dropped=o.rows_dropped, rate_limited=o.rate_limited,
+                                     details=o.details())
             self.store.close()
         level = logging.INFO if o.exit_code == EXIT_OK else logging.WARNING
         log.log(level, "job_done", extra={"job": self.job, "exit_code": o.exit_code, **o.details()})

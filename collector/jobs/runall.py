@@ -1,8 +1,9 @@
 """`collector run-all`: every job in one foreground process, on the cadences the systemd timers use.
 
 For a laptop or a host without systemd: one ``collector ws`` stream per configured currency (in this
-process's event loop) plus the REST passes on their schedules -- ``rest`` every minute, ``depth`` every
-5 minutes, ``greeks`` every ``GREEKS_INTERVAL`` (1 h), ``funding`` every 8 hours -- each also once at
+process's event loop) plus the REST passes on their schedules -- ``rest`` every minute (the shortest
+``REST_*_INTERVAL``), ``depth`` every 5 minutes, ``greeks`` every ``GREEKS_INTERVAL`` (1 h), ``funding`` every
+``FUNDING_INTERVAL`` (8 h) -- the cadences ``collector config timers`` gives the systemd timers -- each also once at
 start. Passes run one at a time, in turn (they share Deribit's credit budget, so running them side by
 side would not finish them sooner; one at a time keeps the every-minute pass on time): at start rest,
 funding, depth, greeks. SIGINT/SIGTERM (or ``--for``) stop everything cleanly: the streams flush or spool their queues; a
@@ -28,9 +29,11 @@ log = logging.getLogger(__name__)
 def _rest_jobs(settings: Settings) -> list[tuple[str, Callable[[Settings], Any], float]]:
     from collector.jobs import depth, funding, greeks, rest
 
+    rest_every = min(settings.rest_perpetual_interval_s, settings.rest_futures_interval_s,
+                     settings.rest_options_ohlcv_interval_s)   # the pass fetches each kind when it is due
     return [
-        ("rest", rest.run, 60.0),
-        ("funding", funding.run, 8 * 3600.0),
+        ("rest", rest.run, rest_every),
+        ("funding", funding.run, settings.funding_interval_s),
         ("depth", depth.run, 300.0),
         ("greeks", greeks.run, settings.greeks_interval_s),
     ]
@@ -108,6 +111,23 @@ class RunAll:
             log.error("pass_failed", extra={"job": name, "error": repr(err)[:500]})
             return 1
 
+    async def _monitor(self) -> None:
+        """The health check every COLLECTOR_MONITOR_EVERY (first after one interval: the jobs need time to
+        write): warnings in the log, alerts when configured (collector/ops/alert.py)."""
+        from collector.ops import alert
+
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self.s.monitor_every_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                report = await _in_daemon_thread(lambda: alert.check(self.s, "run-all"))
+                log.info("health_checked", extra={"ok": report.ok, "failed": [c.name for c in report.failures]})
+            except Exception as err:  # noqa: BLE001 - a failing check never stops the jobs
+                log.error("health_check_error", extra={"error": repr(err)[:500]})
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -120,6 +140,7 @@ class RunAll:
         self.streams = [WsJob(self.s, cur, options=self.ws_options) for cur in self.s.currencies]
         ws_tasks = [asyncio.create_task(j.run(handle_signals=False), name=f"ws:{j.cur}") for j in self.streams]
         rest_tasks = [asyncio.create_task(self._every(n, fn, iv), name=n) for n, fn, iv in self.jobs]
+        rest_tasks.append(asyncio.create_task(self._monitor(), name="monitor"))
         timeout = self.run_for_s
         stop = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait({stop, *ws_tasks}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

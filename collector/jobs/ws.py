@@ -33,21 +33,24 @@ import logging
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Coroutine
+from typing import Any, Callable, Coroutine
 
 import psycopg
 
 from collector import __version__
 from collector.config import Settings
+from collector.deribit.instruments import currency
 from collector.deribit.pipeline import Pipeline
-from collector.deribit.rest import RestClient
+from collector.deribit.rest import RestClient, RestCounts
 from collector.deribit.session import ConnectInfo, DisconnectInfo, WsSession
 from collector.jobs import chain
 from collector.jobs.archive import Archive
 from collector.jobs.ws_continuity import Continuity
 from collector.jobs.ws_health import Health
 from collector.jobs.ws_lifecycle import Lifecycle
+from collector.jobs.ws_reconcile import TradeReconcile
 from collector.log import bad_message as log_bad_message
+from collector.records import PerpetualQuote
 from collector.store import resume
 from collector.store.queue import WriteQueue
 from collector.store.spool import Spool
@@ -64,6 +67,7 @@ class WsOptions:
     heartbeat_s: int = 10
     progress_window_s: float = 0.0          # no progress for this long stops WATCHDOG=1 (0: 3 heartbeats + 5 s, >= 30 s)
     reconcile_every_s: float = 300.0
+    trades_reconcile_every_s: float = 300.0  # the newest trades over REST vs the last trade_seq seen
     rerank_every_s: float = 900.0
     status_every_s: float = 5.0
     backfill_horizon_s: float = 86400.0     # how far back a restart fetches missed trades
@@ -93,7 +97,8 @@ class WsJob:
                                  on_bad_frame=self._on_bad_frame, heartbeat_s=opt.heartbeat_s,
                                  client_version=__version__, backoff_initial_s=opt.backoff_initial_s,
                                  backoff_max_s=opt.backoff_max_s, raw_data=True)
-        self.continuity = Continuity(currency, self.queue.put, lambda: RestClient.from_settings(settings),
+        self.rest_counts = RestCounts()   # every REST client of the job: requests, rate-limit answers
+        self.continuity = Continuity(currency, self.queue.put, self.rest_client,
                                      spawn=self._spawn, resubscribe=self.session.resubscribe,
                                      advance_trades=lambda inst, seqs: self.pipeline.advance_trades(inst, seqs),
                                      backfill_horizon_s=opt.backfill_horizon_s)
@@ -106,6 +111,12 @@ class WsJob:
                                    forget_instrument=self.pipeline.forget, spawn=self._spawn,
                                    reconcile_every_s=opt.reconcile_every_s, rerank_every_s=opt.rerank_every_s,
                                    perpetual_book=opt.perpetual_book)
+        self.trade_reconcile = TradeReconcile(
+            currency, self.queue.put, self.rest_client,
+            last_seq=lambda inst: self.pipeline.advance_trades(inst, []),   # nothing new: just the baseline
+            advance=lambda inst, seqs: self.pipeline.advance_trades(inst, seqs),
+            on_gap=self.continuity.on_trade_gap, gap=self.continuity.gap, every_s=opt.trades_reconcile_every_s,
+            is_up=lambda: self.session.connected)
         self.health = Health(self.job_name, self.dsn, notifier or Notifier(settings.systemd), self.session, self.queue,
                              self.counters, lambda: dict(self.pipeline.bad.most_common(10)),
                              status_every_s=opt.status_every_s,
@@ -134,11 +145,20 @@ class WsJob:
         st = self.store.stats
         return {"frames": self.session.frames, "quotes": c["quotes"], "trades": c["trades"],
                 "index": c["index"], "book": c["book"], "trade_gaps": c["trade_gaps"],
+                "perpetual_quotes": c["perpetual_quotes"], "perpetual_trades": c["perpetual_trades"],
                 "backfilled_trades": self.continuity.backfilled_trades,
+                "reconciled_trades": self.trade_reconcile.recovered,
                 "gaps_recorded": self.continuity.gaps_recorded,
                 "bad_messages": sum(self.pipeline.bad.values()), "connects": self.session.connects,
                 "followed": len(self.lifecycle.followed), "written": st.inserted,
-                "spooled": st.spooled, "dropped": self.queue.dropped, "queue": len(self.queue)}
+                "spooled": st.spooled, "dropped": self.queue.dropped, "queue": len(self.queue),
+                "spool_write_failures": self.store.spool.write_failures, "corrupt_segments": st.corrupt_segments,
+                "segments_kept": st.segments_kept, "rows_lost": st.rows_lost,
+                "rest_requests": self.rest_counts.requests, "rate_limited": self.rest_counts.rate_limited}
+
+    def rest_client(self) -> RestClient:
+        """A REST client of this job (the host's credit budget; counted in ``rest_counts``)."""
+        return RestClient.from_settings(self.s, counts=self.rest_counts)
 
     # -- life ------------------------------------------------------------------------------------
 
@@ -158,6 +178,7 @@ class WsJob:
             asyncio.create_task(self.session.run(), name="session"),
             asyncio.create_task(self.continuity.run(), name="backfill"),
             asyncio.create_task(self.lifecycle.run(), name="reconcile"),
+            asyncio.create_task(self.trade_reconcile.run(), name="trade-reconcile"),
             asyncio.create_task(self.health.run(), name="status"),
             asyncio.create_task(self.health.report_loop(), name="status-row"),
         ]
@@ -171,31 +192,46 @@ class WsJob:
         return code
 
     async def _shutdown(self, workers: list[asyncio.Task], stop: asyncio.Task) -> None:
-        self.health.stopping()
+        # each step that can fail is logged and passed: the queue below must be flushed whatever happens
+        self._step("systemd", self.health.stopping)
         log.info("ws_stopping", extra={"queue_rows": len(self.queue)})
-        self.session.stop()
+        self._step("session", self.session.stop)
         by_name = {t.get_name(): t for t in workers}
         done, _ = await asyncio.wait({by_name["session"]}, timeout=2.0)
         if not done:
             log.warning("session_stop_slow", extra={"timeout_s": 2.0, "action": "cancelling it"})
-        for name in ("backfill", "reconcile", "status", "status-row"):
+        for name in ("backfill", "reconcile", "trade-reconcile", "status", "status-row"):
             by_name[name].cancel()
         for t in list(self._tasks):
             t.cancel()
         if self.archive:
-            self.archive.close()
-        await self.queue.close(timeout_s=self.opt.stop_timeout_s)
+            self._step("archive", self.archive.close)
+        try:
+            await self.queue.close(timeout_s=self.opt.stop_timeout_s)
+            gaps = self.queue.take_gaps()   # drops that no later flush carried out
+            if gaps:
+                await asyncio.to_thread(self.store.write, gaps)
+        except Exception as err:  # noqa: BLE001 - logged; the status row and the exit still happen
+            log.error("shutdown_step_failed", extra={"step": "queue", "error": f"{type(err).__name__}: {err}"[:300]})
         by_name["writer"].cancel()
         by_name["session"].cancel()
         stop.cancel()
         for t, res in zip([*workers, stop], await asyncio.gather(*workers, stop, return_exceptions=True)):
-            if isinstance(res, Exception) and t.get_name() not in ("session",):
-                log.error("task_failed_at_stop", extra={"task": t.get_name(), "error": repr(res)[:500]})
+            if isinstance(res, Exception):
+                log.log(logging.WARNING if t.get_name() == "session" else logging.ERROR, "task_failed_at_stop",
+                        extra={"task": t.get_name(), "error": repr(res)[:500]})
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if not await asyncio.to_thread(self.health.report, "stopped"):
             log.warning("final_status_not_written", extra={"reason": "database unavailable"})
         self.store.close()
         log.info("ws_stopped", extra=self.counters())
+
+    def _step(self, step: str, fn: Callable[[], Any]) -> None:
+        """One shutdown step: a failure is one error line naming it, and the shutdown goes on."""
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 - the queue must still be flushed after any failing step
+            log.error("shutdown_step_failed", extra={"step": step, "error": f"{type(err).__name__}: {err}"[:300]})
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         t = asyncio.create_task(coro, name=name)
@@ -217,21 +253,21 @@ class WsJob:
             # then older, which only makes the restart backfill fetch more, never less)
             self.store.replay(max_seconds=self.opt.startup_replay_s)
             seqs, last_trade, last_quote = resume.stream_baselines(self.dsn, self.cur, self.opt.backfill_horizon_s)
+            perp = currency(self.cur).perpetual   # SOL_USDC-PERPETUAL for a linear base
+            last_perp_quote = resume.latest_timestamps(self.dsn, PerpetualQuote, [perp]).get(perp)
         except psycopg.Error as err:
             log.warning("database_state_unavailable", extra={"error": str(err).strip()[:300],
                                                              "action": "starting without stored baselines"})
             return
         self.pipeline.seed_trades(seqs)
-        self.continuity.set_baselines(last_trade, last_quote)
+        self.trade_reconcile.seeded(seqs)
+        self.continuity.set_baselines(last_trade, last_quote, last_perp_quote)
         log.info("database_state", extra={"instruments_seeded": len(seqs), "last_trade": str(last_trade),
                                           "last_quote": str(last_quote)})
 
     def _fetch_chain(self) -> tuple[set[str], list[str]]:
-        with RestClient.from_settings(self.s) as client:
-            live = chain.live_names(client.get_instruments(self.cur, kind="option"))
-            ranked = chain.rank_options(client.get_book_summary_by_currency(self.cur, kind="option"),
-                                        self.lifecycle.top_n)
-        return live, [n for n in ranked if n in live]
+        with self.rest_client() as client:   # SOL's options: listed under USDC, kept by name
+            return chain.fetch_chain(client, self.cur, self.lifecycle.top_n)
 
     # -- the hot path --------------------------------------------------------------------------------
 
@@ -249,6 +285,7 @@ class WsJob:
     # -- connection events -----------------------------------------------------------------------------
 
     async def _on_connected(self, info: ConnectInfo) -> None:
+        self.trade_reconcile.connected(info.subscribed_at)
         self.continuity.connected(info)
         for ch in info.refused:
             self.lifecycle.forget_channel(ch)

@@ -7,23 +7,38 @@ Trades are fetched back -- by sequence for a jump, by time for a disconnected pe
 the last stored trade -- and written; each hole gets one ``data_gaps`` row, written once the fetch is
 done (``backfilled_at`` set, or NULL when it failed for good after retries). Quotes and index ticks
 cannot be fetched back: their holes are recorded with ``recoverable = false``.
+
+A time backfill that stops at its page limit (``backfill_max_pages`` requests) is recorded as what it is:
+the period it fetched as backfilled, the rest (from where it got to the end) as not (``backfilled_at``
+NULL, ``details`` starting with "incomplete").
+
+The wall clock can be stepped (NTP) while the connection is down: the dark period is therefore measured
+with the monotonic ``clock`` and placed back from the newest wall-clock reading (the reconnect), so a
+step creates neither a false hole nor an inverted one. A time window that still comes out inverted (the
+local clock behind the newest stored trade at a restart) is closed with the exchange's time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, Coroutine
 
 from collector.backoff import exponential
-from collector.deribit.instruments import is_option
+from collector.deribit import parse
+from collector.deribit.fields import ms_to_datetime
+from collector.deribit.instruments import currency, is_option, is_perpetual
 from collector.deribit.rest import DeribitError, RestClient
 from collector.deribit.sequence import BookStep, TradeGap
 from collector.deribit.session import ConnectInfo, DisconnectInfo
 from collector.jobs import backfill
-from collector.records import DataGap, OptionBookDepth, OptionQuote, OptionTrade, Record, table_name
+from collector.records import (
+    DataGap, OptionBookDepth, OptionQuote, OptionTrade, PerpetualQuote, PerpetualTrade, Record, table_name,
+)
 
 log = logging.getLogger("collector.jobs.ws")
 UTC = timezone.utc
@@ -53,8 +68,12 @@ class Continuity:
                  spawn: Callable[[Coroutine[Any, Any, Any], str], None],
                  resubscribe: Callable[[str], Awaitable[None]],
                  advance_trades: Callable[[str, list[int]], Any],
-                 backfill_horizon_s: float = 86400.0) -> None:
+                 backfill_horizon_s: float = 86400.0, backfill_max_pages: int = 500,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cur = currency
+        self._max_pages = backfill_max_pages
+        self._clock = clock                     # monotonic: durations that a wall-clock step cannot change
+        self._down_mono = 0.0                   # the monotonic time of that last frame
         self._put = put
         self._rest = rest
         self._spawn = spawn
@@ -66,12 +85,15 @@ class Continuity:
         self._down_since: float | None = None   # last frame time before the first unanswered disconnect
         self._stored_last_quote: datetime | None = None
         self._stored_last_trade: datetime | None = None
+        self._stored_last_perp_quote: datetime | None = None
         self.gaps_recorded = 0
         self.backfilled_trades = 0
 
-    def set_baselines(self, last_trade: datetime | None, last_quote: datetime | None) -> None:
+    def set_baselines(self, last_trade: datetime | None, last_quote: datetime | None,
+                      last_perpetual_quote: datetime | None = None) -> None:
         """The newest stored trade and quote (read at start-up): a restart's holes start there."""
         self._stored_last_trade, self._stored_last_quote = last_trade, last_quote
+        self._stored_last_perp_quote = last_perpetual_quote
 
     # -- what the connection says -----------------------------------------------------------------
 
@@ -82,14 +104,21 @@ class Continuity:
             if self._stored_last_quote is not None and self._stored_last_quote < up:
                 self.gap(quotes, "", self._stored_last_quote, up, "restart", False,
                          details="quotes cannot be fetched back from Deribit")
+            if self._stored_last_perp_quote is not None and self._stored_last_perp_quote < up:
+                self.gap(PerpetualQuote.__table__, currency(self.cur).perpetual, self._stored_last_perp_quote, up,
+                         "restart", False, details="quotes cannot be fetched back from Deribit")
             if self._stored_last_trade is not None:
                 start = max(self._stored_last_trade, up - self._horizon)
                 self._backfills.put_nowait(Backfill("time", "", start, up, cause="restart"))
         elif self._down_since is not None:
-            down = _utc(self._down_since)
+            dark = max(0.0, self._clock() - self._down_mono)   # how long it was dark, step-proof
+            down = up - timedelta(seconds=dark)
             cause = "disconnect"
             self.gap(quotes, "", down, up, cause, False, details="quotes cannot be fetched back from Deribit")
-            self.gap("index_prices", f"{self.cur.lower()}_usd", down, up, cause, False,
+            self.gap(PerpetualQuote.__table__, currency(self.cur).perpetual, down, up, cause, False,
+                     details="quotes cannot be fetched back from Deribit (the perpetual's trades come back by "
+                             "trade_seq when it trades again)")
+            self.gap("index_prices", currency(self.cur).index_name, down, up, cause, False,
                      details="index ticks cannot be fetched back (rest job records 1/min)")
             self._backfills.put_nowait(Backfill("time", "", down - timedelta(seconds=1),
                                                 up + timedelta(seconds=1), cause=cause))
@@ -97,7 +126,8 @@ class Continuity:
 
     def disconnected(self, info: DisconnectInfo) -> None:
         if self._down_since is None:
-            self._down_since = info.last_frame_at or info.at
+            self._down_since = last = info.last_frame_at or info.at
+            self._down_mono = self._clock() - max(0.0, info.at - last)   # (two readings seconds apart)
 
     # -- what the pipeline says -------------------------------------------------------------------
 
@@ -140,6 +170,8 @@ class Continuity:
         while True:
             job = await self._backfills.get()
             try:
+                if job.kind == "time" and job.end <= job.start:   # the local clock is behind the stored rows
+                    job = await asyncio.to_thread(self._to_exchange_now, job)
                 trades = await asyncio.to_thread(self._fetch, job)
             except DeribitError as err:
                 if job.attempts < MAX_ATTEMPTS:
@@ -162,15 +194,31 @@ class Continuity:
         self._backfills.put_nowait(Backfill(job.kind, job.instrument, job.start, job.end, job.from_seq,
                                             job.to_seq, job.cause, job.attempts + 1))
 
-    def _fetch(self, job: Backfill) -> list[OptionTrade]:
+    def _to_exchange_now(self, job: Backfill) -> Backfill:
+        """``job`` ending at the exchange's time (``public/get_time``) instead of the local clock's."""
+        with self._rest() as client:
+            now = client.get_time()
+        if type(now) is not int:
+            raise DeribitError(f"get_time: expected an integer, got {type(now).__name__}")
+        end = max(ms_to_datetime(now), job.start)
+        log.warning("clock_behind_stored_rows", extra={"cause": job.cause, "gap_start": job.start.isoformat(),
+                                                       "local_end": job.end.isoformat(),
+                                                       "exchange_end": end.isoformat()})
+        return dataclasses.replace(job, end=end)
+
+    def _fetch(self, job: Backfill) -> list[OptionTrade] | list[PerpetualTrade]:
         with self._rest() as client:
             if job.kind == "seq":
                 assert job.from_seq is not None and job.to_seq is not None
-                return backfill.by_sequence(client, job.instrument, job.from_seq, job.to_seq)
-            return backfill.by_time(client, self.cur, job.start, job.end)
+                got = backfill.by_sequence(client, job.instrument, job.from_seq, job.to_seq)
+                if is_perpetual(job.instrument):   # a perpetual's trades go to perpetuals_trades
+                    return [parse.perpetual_trade(t) for t in got]
+                return got
+            return backfill.by_time(client, self.cur, job.start, job.end, max_pages=self._max_pages)
 
-    def _record(self, job: Backfill, trades: list[OptionTrade] | None, error: str | None) -> None:
-        relation = table_name(OptionTrade, self.cur)
+    def _record(self, job: Backfill, trades: list[OptionTrade] | list[PerpetualTrade] | None,
+                error: str | None) -> None:
+        relation = PerpetualTrade.__table__ if is_perpetual(job.instrument) else table_name(OptionTrade, self.cur)
         now = datetime.now(UTC)
         if job.kind == "seq":
             assert job.from_seq is not None and job.to_seq is not None
@@ -183,6 +231,19 @@ class Continuity:
             self.gap(relation, job.instrument, min(start, job.start), job.end, job.cause, True,
                      now if complete else None, from_seq=job.from_seq, to_seq=job.to_seq,
                      missing_count=missing, details=details)
+        elif isinstance(trades, backfill.TimeTrades) and not trades.complete:
+            # the page limit stopped it: what it fetched is backfilled, the rest is not (and says so)
+            reached = max(job.start, min(trades.reached, job.end))
+            log.warning("backfill_incomplete", extra={"cause": job.cause, "gap_start": job.start.isoformat(),
+                                                      "gap_end": job.end.isoformat(), "reached": reached.isoformat(),
+                                                      "requests": trades.pages, "trades": len(trades)})
+            if reached > job.start:
+                self.gap(relation, "", job.start, reached, job.cause, True, now, missing_count=len(trades),
+                         details=f"fetched {len(trades)} trades over REST up to {reached.isoformat()}, where the "
+                                 f"page limit stopped the backfill")
+            self.gap(relation, "", reached, job.end, job.cause, True, None,
+                     details=f"incomplete: the time backfill stopped at its page limit ({trades.pages} requests) "
+                             f"at {reached.isoformat()}; the trades from there to the end were not fetched")
         else:
             details = (f"fetched {len(trades)} trades over REST for the period" if trades is not None
                        else f"backfill failed: {error}"[:500])

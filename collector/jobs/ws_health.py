@@ -108,6 +108,7 @@ class Health:
         c = self._counters()
         last = self._session.last_frame_at
         return {"started_at": self.started_at, "rows_dropped": self._queue.dropped, "queue_rows": len(self._queue),
+                "rate_limited": c.get("rate_limited", 0),
                 "last_message_at": datetime.fromtimestamp(last, UTC) if last else None,
                 "details": {**c, "host": socket.gethostname(), "bad": self._bad_reasons()}}
 

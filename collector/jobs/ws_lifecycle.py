@@ -1,7 +1,7 @@
 """The stream's instrument lifecycle: which channels to follow, listings and expiries without reconnecting.
 
 :class:`Lifecycle` owns the live options and the followed ones. At start it picks the channels (the
-currency's trades, index, instrument states and perpetual book, plus the tickers of the top-N options
+currency's trades, index, instrument states, perpetual book, ticker and trades, plus the tickers of the top-N options
 by open interest and volume, or of the whole chain when ``WS_{CUR}_TOP_N_INSTRUMENTS=0``).
 ``instrument.state.*`` notifications add new options and drop ended ones (unsubscribed, their stream
 state forgotten); every few minutes ``get_instruments`` reconciles what the notifications may have
@@ -20,7 +20,7 @@ from collector.deribit.parse import InstrumentState
 from collector.deribit.rest import DeribitError
 from collector.deribit.session import WsSession
 from collector.backoff import exponential
-from collector.deribit.instruments import is_option
+from collector.deribit.instruments import currency, is_option
 
 log = logging.getLogger("collector.jobs.ws")
 ENDED = {"closed", "settled", "terminated", "expired", "deactivated", "inactive"}
@@ -47,14 +47,15 @@ class Lifecycle:
         self.followed: set[str] = set()      # options whose ticker is subscribed
 
     def base_channels(self) -> list[str]:
-        chans = [
-            protocol.trades_channel("option", self.cur),
-            protocol.price_index_channel(self.cur),
-            protocol.instrument_state_channel("option", self.cur),
-            protocol.instrument_state_channel("future", self.cur),
-        ]
+        c = currency(self.cur)   # SOL: trades.option.USDC.100ms (the pipeline keeps SOL's), sol_usdc
+        chans = [protocol.trades_channel("option", src) for src in c.sources]
+        chans.append(f"deribit_price_index.{c.index_name}")
+        for kind in ("option", "future"):
+            chans += [protocol.instrument_state_channel(kind, src) for src in c.sources]
         if self._perpetual_book:
-            chans.append(protocol.book_channel(f"{self.cur}-PERPETUAL"))
+            chans.append(protocol.book_channel(c.perpetual))
+        # the perpetual's ticks: perpetuals_quotes (its ticker) and perpetuals_trades
+        chans += [protocol.ticker_channel(c.perpetual), protocol.instrument_trades_channel(c.perpetual)]
         return chans
 
     async def choose(self, stop: asyncio.Event) -> None:
@@ -84,7 +85,7 @@ class Lifecycle:
             if name in self.live or name in self.followed:
                 self.live.discard(name)
                 self._drop(name)
-        elif st.state in STARTED and is_option(name) and name not in self.live:
+        elif st.state in STARTED and is_option(name) and name not in self.live and currency(self.cur).owns(name):
             self.live.add(name)
             if self.top_n == 0:
                 self._follow([name])

@@ -44,7 +44,7 @@ def parse(name: str, m: Market) -> Chan | None:
     head, n = parts[0], len(parts)
     if parts[-1] == "raw" and head in ("ticker", "trades", "book", "perpetual"):
         raise RawRefused(name)
-    curs = {c.lower() + "_usd": c for c in m.cur}
+    curs = m.index_names()   # btc_usd, sol_usdc, ...
     if head in ("ticker", "perpetual") and n == 3 and parts[2] in INTERVALS:
         inst = m.live.get(parts[1])
         if inst is None or (head == "perpetual" and not inst.perp):
@@ -55,7 +55,7 @@ def parse(name: str, m: Market) -> Chan | None:
     if head == "trades" and n == 3 and parts[2] in INTERVALS and parts[1] in m.live:
         return Chan(name, "trades", parts[1], m.live[parts[1]].cur)
     if head == "trades" and n == 4 and parts[1] in KINDS and parts[3] in INTERVALS:
-        if parts[2] in m.cur or parts[2] == "any":
+        if parts[2] in m.settlements or parts[2] == "any":   # trades.option.USDC.100ms, not ...SOL...
             return Chan(name, "trades_kind", None, parts[2], parts[1])
         return None
     if head == "book" and n == 3 and parts[2] in INTERVALS and parts[1] in m.live:
@@ -73,7 +73,7 @@ def parse(name: str, m: Market) -> Chan | None:
     if head == "markprice" and n == 3 and parts[1] == "options" and parts[2] in curs:
         return Chan(name, "markprice", None, curs[parts[2]], parts[2])
     if head == "instrument" and n == 4 and parts[1] == "state" and parts[2] in KINDS:
-        if parts[3] in m.cur or parts[3] == "any":
+        if parts[3] in m.settlements or parts[3] == "any":
             return Chan(name, "state", None, parts[3], parts[2])
         return None
     if name in ("platform_state", "platform_state.public_methods_state"):
@@ -100,7 +100,7 @@ def build(ch: Chan, m: Market) -> dict | list | None:
     kind = ch.kind
     if kind == "index":
         assert ch.cur is not None
-        return {"index_name": ch.arg, "price": round(m.cur[ch.cur].index, 2), "timestamp": m.now}
+        return {"index_name": ch.arg, "price": m.cur[ch.cur].px(m.cur[ch.cur].index), "timestamp": m.now}
     if kind == "markprice":
         out = []
         for option in m.live.values():
@@ -120,7 +120,7 @@ def build(ch: Chan, m: Market) -> dict | list | None:
         return views.quote(m, inst)
     if kind == "perpetual":
         cs = m.cur[inst.cur]
-        return {"interest": funding_rate(cs.premium), "timestamp": m.now, "index_price": round(cs.index, 2)}
+        return {"interest": funding_rate(cs.premium), "timestamp": m.now, "index_price": cs.px(cs.index)}
     if kind == "grouped":
         book = m.touch_book(inst)
         bids, asks = book.grouped(*ch.arg)

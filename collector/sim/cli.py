@@ -31,7 +31,10 @@ def _start(value: str | None) -> int | None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0 = a free port.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the universe and the market.")
-@click.option("--currencies", default="BTC,ETH", show_default=True, help="Comma-separated, e.g. BTC,ETH,SOL.")
+@click.option("--currencies", default="BTC,ETH", show_default=True,
+              help="Comma-separated bases, e.g. BTC,ETH,SOL. BTC and ETH are "
+              "coin-margined; any other (or USDC) lists the USDC-linear universe: SOL, XRP and the "
+              "bases given, plus BTC_USDC-PERPETUAL/ETH_USDC-PERPETUAL.")
 @click.option("--strikes", default=16, show_default=True, type=click.IntRange(2, 500),
               help="Strikes per option expiry (x2 for calls and puts); the universe size.")
 @click.option("--rate", default=1000.0, show_default=True, type=click.FloatRange(0),

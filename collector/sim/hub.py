@@ -12,7 +12,7 @@ import collections
 
 import orjson
 
-from collector.deribit.instruments import is_option
+from collector.deribit.instruments import is_option, settlement_of
 from collector.sim import channels
 from collector.sim.channels import Chan
 from collector.sim.market import Market
@@ -157,7 +157,7 @@ class Hub:
         for ch in self.kinds:
             assert ch.cur is not None  # a trades_kind channel
             batch = [t for name, ts in out.items() for t in ts
-                     if (ch.cur == "any" or name.startswith(ch.cur + "-"))
+                     if (ch.cur == "any" or settlement_of(name) == ch.cur)   # USDC: SOL_USDC-..., XRP_USDC-...
                      and (ch.arg == "any" or (ch.arg == "option") == is_option(name))]
             if batch:
                 batch.sort(key=lambda t: t["timestamp"])

@@ -26,13 +26,16 @@ class Inst:
 
     __slots__ = ("name", "kind", "cur", "obj", "expiry", "day", "strike", "is_call", "perp", "tick", "lot",
                  "book", "seq", "last", "oi", "buckets", "trades", "total", "state", "delivery",
-                 "mark_at", "mark", "greeks", "iv", "fwd", "skip_trades", "skip_book", "up", "seq0")
+                 "mark_at", "mark", "greeks", "iv", "fwd", "skip_trades", "skip_book", "up", "seq0",
+                 "settle", "linear")
 
     def __init__(self, obj: dict, day: dt.date | None, book: Book, seq: int, oi: float) -> None:
         self.obj = obj
         self.name = obj["instrument_name"]
         self.kind = obj["kind"]
-        self.cur = obj["base_currency"]
+        self.cur = obj["base_currency"]            # the base coin: BTC, SOL (the Market's key)
+        self.settle = obj["settlement_currency"]   # the currency= it is listed under: BTC, USDC
+        self.linear = obj.get("instrument_type") == "linear"   # prices in USDC, amounts in the coin
         self.expiry = obj["expiration_timestamp"]
         self.day = day
         self.strike = obj.get("strike")
@@ -67,7 +70,7 @@ class CurState:
     def __init__(self, spec: universe.CurrencySpec, rng: random.Random) -> None:
         self.spec = spec
         self.rng = random.Random(rng.random())
-        self.index = round(spec.spot * (1 + rng.uniform(-0.1, 0.1)), 2)
+        self.index = round(spec.spot * (1 + rng.uniform(-0.1, 0.1)), spec.index_decimals)
         self.prev_hour_index = self.index
         self.premium = rng.uniform(-0.0005, 0.0008)
         self.prem_sum = 0.0
@@ -81,6 +84,10 @@ class CurState:
         self.funding: list[dict] = []
         self.option_days: set[dt.date] = set()
         self.interest = 0.0
+
+    def px(self, value: float) -> float:
+        """An index-like price as Deribit prints it: 2 decimals, 4 for a low-priced base (XRP 0.6231)."""
+        return round(value, self.spec.index_decimals)
 
 
 def funding_rate(premium: float) -> float:
@@ -100,12 +107,19 @@ class Market(TradeFlow):
         self.grid_ms = 1000 * next((s for s in GRID_STEPS_S if s >= speed / 360), 3600)
         self.now = start_ms
         self.grid_at = start_ms - start_ms % self.grid_ms
+        currencies = universe.with_usdc_universe(currencies)   # SOL brings the USDC universe (and XRP)
         self.cur: dict[str, CurState] = {c: CurState(universe.currency_spec(c), self.rng) for c in currencies}
+        self.usdc = any(cs.spec.linear for cs in self.cur.values())
+        # the currency= values that list something (USDC also when nothing linear is simulated: Deribit
+        # always answers it) and their trade_id counters ("USDC-2436803"; a seed of its own, so a BTC/ETH
+        # market is the same with or without them)
+        self.settlements = list(dict.fromkeys([cs.spec.settlement for cs in self.cur.values()] + ["USDC"]))
+        self.trade_ids = {"USDC": random.Random(seed ^ 0x05DC).randint(1_000_000, 9_000_000)}
         self.live: dict[str, Inst] = {}
         self.expired: collections.OrderedDict[str, Inst] = collections.OrderedDict()
         self.known: set[str] = set()
         self.next_id = self.rng.randint(100_000, 300_000)
-        self.events: list[tuple[str, str, dict]] = []   # (kind, currency, instrument.state data)
+        self.events: list[tuple[str, str, dict]] = []   # (kind, currency= it is listed under, state data)
         self.cur_trades: dict[str, collections.deque[dict]] = {c: collections.deque(maxlen=history) for c in currencies}
         self.tick_no = 0
         self.clock_ms = lambda: self.now  # the server replaces this with the simulated wall clock
@@ -151,8 +165,8 @@ class Market(TradeFlow):
     def _funding_hour(self, cs: CurState, t: int) -> None:
         avg = cs.prem_sum / cs.prem_n if cs.prem_n else cs.premium
         rate8 = funding_rate(avg)
-        cs.funding.append({"timestamp": t, "index_price": round(cs.index, 2),
-                           "prev_index_price": round(cs.prev_hour_index, 2),
+        cs.funding.append({"timestamp": t, "index_price": cs.px(cs.index),
+                           "prev_index_price": cs.px(cs.prev_hour_index),
                            "interest_8h": rate8, "interest_1h": rate8 / 8})
         cs.prev_hour_index = cs.index
         cs.prem_sum, cs.prem_n = 0.0, 0
@@ -170,8 +184,8 @@ class Market(TradeFlow):
         rows.reverse()
         for h in range(1, hours + 1):
             rate8 = funding_rate(rows[h][1])
-            cs.funding.append({"timestamp": first + h * HOUR_MS, "index_price": round(rows[h][0], 2),
-                               "prev_index_price": round(rows[h - 1][0], 2),
+            cs.funding.append({"timestamp": first + h * HOUR_MS, "index_price": cs.px(rows[h][0]),
+                               "prev_index_price": cs.px(rows[h - 1][0]),
                                "interest_8h": rate8, "interest_1h": rate8 / 8})
 
     # ---- listings and expiries -------------------------------------------------------------------
@@ -187,8 +201,8 @@ class Market(TradeFlow):
         self._pools = None
         if not initial:
             for state in ("created", "started"):
-                self.events.append((inst.kind, inst.cur, {"timestamp": self.now, "state": state,
-                                                          "instrument_name": inst.name}))
+                self.events.append((inst.kind, inst.settle, {"timestamp": self.now, "state": state,
+                                                             "instrument_name": inst.name}))
         return inst
 
     def _list(self, c: str, t: int, initial: bool = False) -> None:
@@ -198,12 +212,15 @@ class Market(TradeFlow):
         def created() -> int:
             return t - self.rng.randint(1, 60) * DAY_MS if initial else t
 
-        if f"{c}-PERPETUAL" not in self.known:
+        if universe.future_name(spec.prefix, None) not in self.known:
             self._new(universe.future_object(spec, None, self.next_id + 1, created()), None, initial)
-        for day in universe.future_expiries(t):
+        if self.usdc and not spec.linear and f"{c}_USDC-PERPETUAL" not in self.known:   # BTC_USDC-PERPETUAL
+            self._new(universe.future_object(spec.as_linear(), None, self.next_id + 1, created()), None, initial)
+        for day in universe.future_expiries(t) if not spec.linear else ():   # no dated linear futures
             if universe.future_name(c, day) not in self.known:
                 self._new(universe.future_object(spec, day, self.next_id + 1, created()), day, initial)
-        for day in universe.option_expiries(t):
+        days = universe.option_expiries(t)
+        for day in days[:6] if spec.linear else days:   # linear chains are shorter
             if day not in cs.option_days:
                 self._list_options(c, day, t, created(), initial)
 
@@ -214,7 +231,7 @@ class Market(TradeFlow):
         names = []
         for strike in universe.strikes_for(cs.index, t_years, cs.base_vol, self.strikes):
             for is_call in (True, False):
-                if universe.option_name(c, day, strike, is_call) in self.known:
+                if universe.option_name(cs.spec.prefix, day, strike, is_call) in self.known:
                     continue
                 obj = universe.option_object(cs.spec, day, strike, is_call, self.next_id + 1, created)
                 names.append(self._new(obj, day, initial).name)
@@ -234,14 +251,14 @@ class Market(TradeFlow):
             return False
         t = self.now if t is None else t
         inst.state = "closed"
-        inst.delivery = round(self.cur[inst.cur].index, 2)
+        inst.delivery = self.cur[inst.cur].px(self.cur[inst.cur].index)
         inst.obj = {**inst.obj, "is_active": False}
         self.expired[name] = inst
         while len(self.expired) > 5000:
             self.expired.popitem(last=False)
         self._pools = None
         for state in ("closed", "settled"):
-            self.events.append((inst.kind, inst.cur, {"timestamp": t, "state": state, "instrument_name": name}))
+            self.events.append((inst.kind, inst.settle, {"timestamp": t, "state": state, "instrument_name": name}))
         return True
 
     def list_expiry(self, c: str) -> list[str]:
@@ -251,6 +268,14 @@ class Market(TradeFlow):
         while day in cs.option_days:
             day += dt.timedelta(days=1)
         return self._list_options(c, day, self.now, self.now, False)
+
+    def index_names(self) -> dict[str, str]:
+        """``{index name: base}``: ``btc_usd``, ``sol_usdc``, and ``btc_usdc`` (BTC's linear products')
+        when the USDC universe is simulated."""
+        out = {cs.spec.index_name: c for c, cs in self.cur.items()}
+        if self.usdc:
+            out.update({f"{c.lower()}_usdc": c for c, cs in self.cur.items() if not cs.spec.linear})
+        return out
 
     def drain_events(self) -> list[tuple[str, str, dict]]:
         out, self.events = self.events, []
@@ -266,9 +291,21 @@ class Market(TradeFlow):
             return inst.mark
         cs = self.cur[inst.cur]
         if inst.perp:
-            inst.mark = round(cs.index * (1 + cs.premium), 2)
+            inst.mark = cs.px(cs.index * (1 + cs.premium))
         elif inst.kind == "future":
-            inst.mark = round(cs.index * math.exp(cs.basis * self.years_to(inst)), 2)
+            inst.mark = cs.px(cs.index * math.exp(cs.basis * self.years_to(inst)))
+        elif inst.linear:   # a USDC option: priced and quoted in USDC, greeks in USDC too
+            t = self.years_to(inst)
+            fwd = cs.index * math.exp(cs.basis * t)
+            assert inst.strike is not None  # an option
+            vol = pricing.smile_vol(pricing.atm_vol(cs.base_vol, t), fwd, inst.strike, t, cs.skew, cs.curv)
+            res = pricing.black76(fwd, inst.strike, t, vol, inst.is_call)
+            inst.mark = round(res["price_usd"], 6)
+            inst.iv = round(vol * 100, 2)
+            inst.fwd = round(fwd, 6)
+            inst.greeks = {"delta": round(res["delta"], 5), "gamma": round(res["gamma"], 5),
+                           "vega": round(res["vega"], 5), "theta": round(res["theta"], 5),
+                           "rho": round(res["rho"], 5)}
         else:
             t = self.years_to(inst)
             fwd = cs.index * math.exp(cs.basis * t)

@@ -3,6 +3,37 @@
 A small asyncio Protocol parses HTTP/1.1 requests; a WebSocket upgrade to ``/ws/api/v2`` is handed
 to websockets' sans-I/O ``ServerProtocol`` (handshake, ping/pong, close), while outgoing data frames
 are written directly (pre-serialised once per notification, one write per connection per tick).
+
+What is modelled of Deribit's public API (the REST methods' own table: :mod:`collector.sim.methods`)
+=============================================  ==============================================================
+session / channel                              modelled / not
+=============================================  ==============================================================
+``public/subscribe``, ``unsubscribe``,         yes; results list what was accepted, refused channels are left
+``unsubscribe_all``                            out (unknown names, delisted instruments); WS only (-32601 over
+                                               HTTP); a frame over 32 kB -> -32600
+``public/set_heartbeat``, ``disable_heartbeat``  ``heartbeat`` / ``test_request`` notifications; interval < 10 s
+                                               -> -32602; an unanswered ``test_request`` closes the connection
+``public/test``, ``public/hello``              ``{"version": ...}``
+``ticker.{inst}.{interval}``                   every instrument (options with greeks/IVs, perpetual funding)
+``quote.{inst}``, ``perpetual.{inst}.{i}``     yes
+``book.{inst}.{interval}``                     snapshot then changes chaining ``prev_change_id``
+``book.{inst}.{group}.{depth}.{interval}``     BTC's and ETH's groups (others: ETH's, /100)
+``trades.{inst}.{interval}``,                  yes; ``{CUR}`` is what Deribit lists under (``BTC``, ``ETH``,
+``trades.{kind}.{CUR}.{interval}``             ``USDC`` for SOL/XRP/``BTC_USDC-...``, ``any``), not ``SOL``
+``deribit_price_index.{index}``                ``btc_usd``, ``eth_usd``, ``sol_usdc``, ``xrp_usdc``, ``btc_usdc``
+``markprice.options.{index}``                  yes
+``instrument.state.{kind}.{CUR}``              created/started on listing, closed/settled at expiry
+``platform_state``(``.public_methods_state``)  subscribable; nothing is ever locked
+``.raw`` intervals                             13778 (unauthenticated), the whole request refused
+not modelled                                   ``incremental_ticker``, ``chart.trades``, ``deribit_price_ranking``,
+                                               ``deribit_price_statistics``, ``deribit_volatility_index``,
+                                               ``estimated_expiration_price``, ``announcements``, private
+                                               channels, authentication, combos and spot instruments
+=============================================  ==============================================================
+
+Limits: the credit bucket (10028 ``too_many_requests``, then the WebSocket session is closed, HTTP 429
+over REST), 32 connections per address (HTTP 429 for the 33rd), 11050 ``bad_request`` without ``id``
+for an unparsable frame.
 """
 
 from __future__ import annotations

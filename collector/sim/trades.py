@@ -27,6 +27,7 @@ class TradeFlow:
     trade_rate: float
     history: int
     cur_trades: dict[str, collections.deque[dict]]
+    trade_ids: dict[str, int]
     _pools: dict[str, tuple[list, list, list]] | None
 
     if TYPE_CHECKING:
@@ -94,22 +95,29 @@ class TradeFlow:
         inst.last = price
         inst.seq += 1
         inst.total += 1
-        cs.trade_id += 1
+        if inst.settle == inst.cur:   # unique per currency=: BTC "48077291", ETH "ETH-2696055"
+            cs.trade_id += 1
+            tid = str(cs.trade_id) if inst.cur == "BTC" else f"{inst.cur}-{cs.trade_id}"
+        else:                         # every linear base shares USDC's: "USDC-2436803"
+            self.trade_ids[inst.settle] += 1
+            tid = f"{inst.settle}-{self.trade_ids[inst.settle]}"
         trade = {
             "trade_seq": inst.seq,
-            "trade_id": str(cs.trade_id) if inst.cur == "BTC" else f"{inst.cur}-{cs.trade_id}",
+            "trade_id": tid,
             "timestamp": ts,
             "tick_direction": tick_dir,
             "price": price,
             "mark_price": mark,
             "instrument_name": inst.name,
-            "index_price": round(cs.index, 2),
+            "index_price": cs.px(cs.index),
             "direction": "buy" if is_buy else "sell",
             "amount": amount,
             "contracts": round(amount / inst.obj["contract_size"], 8),
         }
         if inst.kind == "option":
             trade["iv"] = inst.iv
+        elif inst.perp and amount >= 29.5 * inst.lot:   # the largest now and then: a liquidation (M|T|MT)
+            trade["liquidation"] = "T" if is_buy else "M"
         inst.oi = max(inst.lot, inst.oi + (amount if rng.random() < 0.55 else -amount))
         inst.trades.append(trade)
         if len(inst.trades) > self.history:
@@ -121,7 +129,9 @@ class TradeFlow:
     def _bucket(self, inst: Inst, t: dict) -> None:
         key = t["timestamp"] // HOUR_MS
         price, amount = t["price"], t["amount"]
-        if inst.kind == "option":
+        if inst.linear:   # amounts in the coin, prices in USDC
+            vol, usd, notional = amount, amount * price, amount * price
+        elif inst.kind == "option":
             vol, usd, notional = amount, amount * price * t["index_price"], amount * price
         else:
             vol, usd, notional = amount / price, amount, amount

@@ -15,7 +15,10 @@ def _stats(m: Market, inst: Inst) -> dict:
     since = (m.now - 86_400_000) // HOUR_MS
     buckets = [inst.buckets[k] for k in sorted(inst.buckets) if k > since]
     if not buckets:
-        return {"volume_usd": 0.0, "volume": 0.0, "price_change": None, "low": None, "high": None}
+        out0: dict = {"volume_usd": 0.0, "volume": 0.0, "price_change": None, "low": None, "high": None}
+        if inst.linear:   # the real MATIC_USDC option ticker: volume_notional 0.0 before any trade
+            out0["volume_notional"] = 0.0
+        return out0
     first = buckets[0][4]
     out = {
         "volume_usd": round(sum(b[1] for b in buckets), 2),
@@ -24,14 +27,14 @@ def _stats(m: Market, inst: Inst) -> dict:
         "low": min(b[3] for b in buckets),
         "high": max(b[2] for b in buckets),
     }
-    if inst.kind != "option":
+    if inst.kind != "option" or inst.linear:
         out["volume_notional"] = round(sum(b[5] for b in buckets), 2)
     return out
 
 
 def ticker(m: Market, inst: Inst) -> dict:
     cs = m.cur[inst.cur]
-    index = round(cs.index, 2)
+    index = cs.px(cs.index)
     if inst.state != "open":
         return _closed_ticker(m, inst, index)
     mark = m.price(inst)
@@ -51,7 +54,7 @@ def ticker(m: Market, inst: Inst) -> dict:
         "index_price": index,
         "estimated_delivery_price": index,
         "min_price": round(max(mark * (1 - band), inst.tick), 8) if inst.kind == "future" else inst.tick,
-        "max_price": round(mark * (1 + band), 8) if inst.kind == "future" else round(mark + 0.5, 4),
+        "max_price": round(mark * (1 + band), 8) if inst.kind == "future" else round(mark + _max_add(m, inst), 4),
         "open_interest": round(inst.oi, 8),
         "settlement_price": _settlement(m, inst),
         "stats": _stats(m, inst),
@@ -62,7 +65,8 @@ def ticker(m: Market, inst: Inst) -> dict:
         out["interest_value"] = cs.interest
     if inst.kind == "option":
         assert inst.greeks is not None  # an option's, set with its mark
-        vega_coin = inst.greeks["vega"] / inst.fwd if inst.fwd else 0.0
+        # vega in the option's price unit per vol point: USDC for a linear option, the coin otherwise
+        vega_coin = inst.greeks["vega"] if inst.linear else inst.greeks["vega"] / inst.fwd if inst.fwd else 0.0
         out.update({
             "underlying_price": inst.fwd,
             "underlying_index": _underlying(m, inst),
@@ -73,6 +77,11 @@ def ticker(m: Market, inst: Inst) -> dict:
             "greeks": dict(inst.greeks),
         })
     return out
+
+
+def _max_add(m: Market, inst: Inst) -> float:
+    """How far above the mark an option may be quoted: 0.5 coin, or half the index in USDC."""
+    return round(m.cur[inst.cur].index * 0.5, 4) if inst.linear else 0.5
 
 
 def _iv_at(mark_iv: float, mark: float, price: float, vega_coin: float) -> float:
@@ -87,11 +96,13 @@ def _settlement(m: Market, inst: Inst) -> float:
     if inst.kind == "option":
         return inst.mark
     if inst.perp:
-        return round(cs.settle_index, 2)
-    return round(cs.settle_index * math.exp(cs.basis * m.years_to(inst)), 2)
+        return cs.px(cs.settle_index)
+    return cs.px(cs.settle_index * math.exp(cs.basis * m.years_to(inst)))
 
 
 def _underlying(m: Market, inst: Inst) -> str:
+    if inst.linear:   # no linear futures to point at (real MATIC_USDC ticker: "index_price")
+        return "index_price" if inst.obj["settlement_period"] == "day" else f"SYN.{inst.name.rsplit('-', 2)[0]}"
     fut = f"{inst.cur}-{inst.name.split('-')[1]}"
     if fut in m.live:
         return fut
@@ -174,7 +185,8 @@ def chart(trades, inst: Inst, start: int, end: int, minutes: int, now: int | Non
             break
         key = ts - ts % span
         price, amount = t["price"], t["amount"]
-        vol, cost = (amount, amount * price) if inst.kind == "option" else (amount / price, amount)
+        # volume in the coin, cost in the quote: inverse futures trade USD amounts
+        vol, cost = (amount, amount * price) if inst.kind == "option" or inst.linear else (amount / price, amount)
         b = bars.get(key)
         if b is None:
             bars[key] = [price, price, price, price, vol, cost]

@@ -12,7 +12,8 @@ from typing import Sequence
 
 from psycopg import sql
 
-from collector.records import OptionQuote, OptionTrade, Record, table_name
+from collector.deribit import instruments
+from collector.records import OptionQuote, OptionTrade, PerpetualTrade, Record, table_name
 from collector.store import db
 
 _LATEST = "SELECT i, (SELECT max(timestamp) FROM {} WHERE instrument = i) FROM unnest(%s::text[]) AS i"
@@ -33,13 +34,19 @@ def latest_timestamps(dsn: str, rtype: type[Record], instruments: Sequence[str])
 
 def stream_baselines(dsn: str, currency: str, horizon_s: float) -> tuple[dict[str, int], datetime | None, datetime | None]:
     """Where a currency's stream resumes: ``({instrument: last trade_seq}`` within ``horizon_s``,
-    newest stored trade time, newest stored quote time``)``. Raises ``psycopg.Error``."""
+    newest stored trade time, newest stored quote time``)``; the seqs include the currency's perpetual
+    (``perpetuals_trades``), the times are the options'. Imported legacy trades (``trade_seq`` < 0, made
+    from their trade_id: collector.legacy.mapping) are no baseline. Raises ``psycopg.Error``."""
     trades = sql.Identifier(table_name(OptionTrade, currency))
     quotes = sql.Identifier(table_name(OptionQuote, currency))
     with db.connect(dsn, autocommit=True) as conn:
         seqs: dict[str, int] = dict(conn.execute(sql.SQL(
-            "SELECT instrument, max(trade_seq) FROM {} WHERE timestamp > now() - make_interval(secs => %s) "
-            "GROUP BY instrument").format(trades), (horizon_s,)).fetchall())
+            "SELECT instrument, max(trade_seq) FROM {} WHERE trade_seq >= 0 "
+            "AND timestamp > now() - make_interval(secs => %s) GROUP BY instrument").format(trades), (horizon_s,)).fetchall())
+        seqs.update(conn.execute(sql.SQL(
+            "SELECT instrument, max(trade_seq) FROM {} WHERE instrument = %s AND trade_seq >= 0 "
+            "AND timestamp > now() - make_interval(secs => %s) GROUP BY instrument").format(
+                sql.Identifier(PerpetualTrade.__table__)), (instruments.currency(currency).perpetual, horizon_s)).fetchall())
         last_trade = db.one(conn.execute(sql.SQL("SELECT max(timestamp) FROM {}").format(trades)))[0]
         last_quote = db.one(conn.execute(sql.SQL("SELECT max(timestamp) FROM {}").format(quotes)))[0]
     return seqs, last_trade, last_quote

@@ -16,7 +16,7 @@ from collector.store import db
 
 COMMON_RELATIONS = (
     "index_prices", "perpetuals_ohlcv", "futures_ohlcv", "options_ohlcv", "options_greeks",
-    "funding_rates", "perpetuals_orderbook_depth",
+    "funding_rates", "perpetuals_orderbook_depth", "perpetuals_quotes", "perpetuals_trades",
 )
 PER_CURRENCY = ("option_quotes", "option_trades", "option_orderbook_depth")
 EXACT_COUNT_BELOW = 1_000_000  # below the planner's estimate, count(*) is cheap enough to be exact
@@ -82,26 +82,30 @@ def jobs(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 _UPSERT = """
 INSERT INTO collector_status AS s (job, timestamp, state, host, pid, started_at, last_message_at, last_write_at,
-    rows_written, rows_spooled, rows_dropped, errors, queue_rows, spool_bytes, details)
+    rows_written, rows_spooled, rows_dropped, errors, queue_rows, spool_bytes, rate_limited, details)
 VALUES (%(job)s, now(), %(state)s, %(host)s, %(pid)s, %(started_at)s, %(last_message_at)s, %(last_write_at)s,
-    %(rows_written)s, %(rows_spooled)s, %(rows_dropped)s, %(errors)s, %(queue_rows)s, %(spool_bytes)s, %(details)s)
+    %(rows_written)s, %(rows_spooled)s, %(rows_dropped)s, %(errors)s, %(queue_rows)s, %(spool_bytes)s,
+    %(rate_limited)s, %(details)s)
 ON CONFLICT (job) DO UPDATE SET timestamp = now(), state = EXCLUDED.state, host = EXCLUDED.host, pid = EXCLUDED.pid,
     started_at = EXCLUDED.started_at, last_message_at = EXCLUDED.last_message_at,
     last_write_at = EXCLUDED.last_write_at, rows_written = EXCLUDED.rows_written,
     rows_spooled = EXCLUDED.rows_spooled, rows_dropped = EXCLUDED.rows_dropped, errors = EXCLUDED.errors,
-    queue_rows = EXCLUDED.queue_rows, spool_bytes = EXCLUDED.spool_bytes, details = EXCLUDED.details
+    queue_rows = EXCLUDED.queue_rows, spool_bytes = EXCLUDED.spool_bytes, rate_limited = EXCLUDED.rate_limited,
+    details = EXCLUDED.details
 """
 
 
 def upsert_job(conn: psycopg.Connection, job: str, state: str, *, started_at: datetime | None = None,
                last_message_at: datetime | None = None, last_write_at: datetime | None = None,
                rows_written: int = 0, rows_spooled: int = 0, rows_dropped: int = 0, errors: int = 0,
-               queue_rows: int = 0, spool_bytes: int = 0, details: dict[str, Any] | None = None) -> None:
-    """One row per job, replaced on every heartbeat (autocommit connection expected)."""
+               queue_rows: int = 0, spool_bytes: int = 0, rate_limited: int = 0,
+               details: dict[str, Any] | None = None) -> None:
+    """One row per job, replaced on every heartbeat (autocommit connection expected); ``rate_limited``:
+    the job's rate-limit answers from Deribit (10028 / 10066 / HTTP 429)."""
     conn.execute(_UPSERT, {
         "job": job, "state": state, "host": socket.gethostname(), "pid": os.getpid(),
         "started_at": started_at, "last_message_at": last_message_at, "last_write_at": last_write_at,
         "rows_written": rows_written, "rows_spooled": rows_spooled, "rows_dropped": rows_dropped,
-        "errors": errors, "queue_rows": queue_rows, "spool_bytes": spool_bytes,
+        "errors": errors, "queue_rows": queue_rows, "spool_bytes": spool_bytes, "rate_limited": rate_limited,
         "details": json.dumps(details) if details is not None else None,
     })

@@ -9,6 +9,12 @@ call returns normally; the next write after the database is back replays the spo
 segment first, each deleted only after its commit. When a batch fails because of its data (not the
 connection), it is split until the bad rows are isolated: the good rows are written, the bad ones are
 kept in ``<spool>/rejected/`` and counted; one bad row never costs a batch.
+
+Nothing is lost silently: a replayed segment whose refused rows cannot be kept in ``rejected/`` stays in
+the spool (not deleted, counted, logged; the next start tries again); a segment that cannot be decoded is
+set aside by the spool and gets a ``data_gaps`` row (``cause = 'spool_corrupt'``); rows of a live write
+that the database refuses and that cannot be kept either get one (``cause = 'rejected_unkept'``). Those
+rows go out with the next write (to the database, or the spool).
 """
 
 from __future__ import annotations
@@ -17,19 +23,23 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
 
 import psycopg
 
 from collector.backoff import exponential
+from collector import records as _records
 from collector.records import RECORD_TYPES, DataGap, Record
 from collector.store import db, status
 from collector.store.staging import Groups, SchemaMismatch, StageTable, group, stage_table, table_name
-from collector.store.spool import Spool, SpoolCorrupt, SpoolFull
+from collector.store.spool import Segment, Spool, SpoolCorrupt, SpoolFull, SpoolUnwritable
 
 log = logging.getLogger(__name__)
+
+# the statement or the schema is at fault, not a row: isolating rows cannot help
+_STATEMENT_ERRORS = (psycopg.ProgrammingError, psycopg.NotSupportedError)
 
 __all__ = ["BatchStore", "SchemaMismatch", "WriteResult", "WriteStats", "group", "overflow_gap"]
 
@@ -43,7 +53,10 @@ class WriteStats:
     spooled: int = 0         # rows put in the spool
     replayed: int = 0        # rows committed from the spool
     rejected: int = 0        # rows the database refused because of their data
-    errors: int = 0          # failed flush attempts
+    errors: int = 0          # failed flush attempts (and spool writes the host refused, corrupt segments)
+    corrupt_segments: int = 0   # spool segments that could not be decoded (set aside, in data_gaps)
+    segments_kept: int = 0      # replayed segments kept because their refused rows could not be set aside
+    rows_lost: int = 0          # rows refused by the database and kept nowhere (in data_gaps)
     last_write_at: datetime | None = None
     db_up: bool = False
 
@@ -54,7 +67,18 @@ class WriteResult:
     duplicates: int = 0
     spooled: int = 0
     rejected: int = 0
-    overflow: tuple[Record, ...] = ()   # rows neither committed nor spooled (the spool is full)
+    overflow: tuple[Record, ...] = ()   # rows neither committed nor spooled (the spool is full or unwritable)
+
+
+@dataclass
+class _Isolated:
+    """What splitting a refused batch did."""
+
+    inserted: int = 0
+    staged: int = 0
+    rejected: int = 0
+    unkept: list[Record] = field(default_factory=list)   # refused, and rejected/ could not take them
+    rest: Groups | None = None                           # not tried: the database went away
 
 
 class BatchStore:
@@ -75,6 +99,7 @@ class BatchStore:
         self._replay_per_write = replay_segments_per_write
         self._down_logged = False
         self._reject_spool: Spool | None = None
+        self._gaps: list[DataGap] = []  # data_gaps rows of what this store lost; out with the next write
         self._lock = threading.RLock()
         self._spooled_lock = threading.Lock()  # stats.spooled is counted by the writer and by spill()
 
@@ -138,7 +163,9 @@ class BatchStore:
     def write(self, records: Iterable[Record]) -> WriteResult:
         """Write one batch (any mix of record types) in one transaction, or spool it."""
         with self._lock:
-            return self._write(records)
+            res = self._write(records)
+            self._flush_gaps()
+            return res
 
     def _write(self, records: Iterable[Record]) -> WriteResult:
         groups = group(records)
@@ -147,8 +174,23 @@ class BatchStore:
             return WriteResult()
         conn = self._connection()
         if conn is not None and self._replay_per_write and self.spool.bytes:
-            self.replay(self._replay_per_write)
-            conn = self._connection()
+            self._replay(self._replay_per_write)
+        for key, rows in group(self._take_gaps()).items():
+            groups[key].extend(rows)
+        return self._store(groups)
+
+    def _take_gaps(self) -> list[DataGap]:
+        gaps, self._gaps = self._gaps, []
+        return gaps
+
+    def _flush_gaps(self) -> None:
+        """This store's own data_gaps rows, now (they were found while the database answered)."""
+        if self._gaps and self._connection() is not None:
+            self._store(group(self._take_gaps()))
+
+    def _store(self, groups: Groups) -> WriteResult:
+        """Commit ``groups`` (isolating bad rows), or spool them while the database is away."""
+        conn = self._connection()
         if conn is None:
             return self._to_spool(groups)
         try:
@@ -158,8 +200,26 @@ class BatchStore:
                 self._mark_down(err)
                 return self._to_spool(groups)
             self.stats.errors += 1
-            return self._isolate(groups, err)
+            iso = self._isolate(groups, err)
+            spooled = self._to_spool(iso.rest) if iso.rest else WriteResult()
+            if iso.unkept:
+                self._lost(iso.unkept, "rejected_unkept",
+                           "refused by the database and not kept: the spool's rejected/ could not be written")
+            done = self._count(iso.inserted, iso.staged, iso.rejected)
+            return WriteResult(done.inserted, done.duplicates, spooled.spooled, iso.rejected, spooled.overflow)
         return self._count(inserted, staged)
+
+    def _lost(self, rows: Sequence[Record], cause: str, details: str) -> None:
+        """Rows kept nowhere: counted, one error line, a data_gaps row per table (with the next write)."""
+        self.stats.rows_lost += len(rows)
+        for (rtype, cur), part in group(rows).items():
+            ts = [t for r in part if isinstance(t := getattr(r, "timestamp", None), datetime)]
+            now = datetime.now(timezone.utc)
+            relation = table_name((rtype, cur))
+            self._gaps.append(DataGap(now, relation, "", cur or "", min(ts, default=now), max(ts, default=now),
+                                      cause, False, missing_count=len(part), details=details))
+            log.error("rows_lost", extra={"table": relation, "rows": len(part), "cause": cause, "details": details,
+                                          "action": "recorded in data_gaps"})
 
     def _commit(self, conn: psycopg.Connection, groups: Groups) -> tuple[int, int]:
         inserted = staged = 0
@@ -187,7 +247,9 @@ class BatchStore:
             try:
                 self.spool.append(rtype.__table__, rows)
                 n += len(rows)
-            except SpoolFull:
+            except SpoolFull as err:   # full, or the host refuses (the spool logged it once)
+                if isinstance(err, SpoolUnwritable):
+                    self.stats.errors += 1
                 overflow.extend(rows)  # the caller decides: count, log, data_gaps
         with self._spooled_lock:
             self.stats.spooled += n
@@ -195,49 +257,66 @@ class BatchStore:
 
     def spill(self, rows: Sequence[Record]) -> None:
         """Rows of one type straight to the spool, without the database (a full queue): the caller's
-        thread, never waiting for a flush in flight. Raises SpoolFull."""
-        self.spool.append(type(rows[0]).__table__, rows)
+        thread, never waiting for a flush in flight. Raises SpoolFull (SpoolUnwritable included)."""
+        try:
+            self.spool.append(type(rows[0]).__table__, rows)
+        except SpoolUnwritable:
+            self.stats.errors += 1
+            raise
         with self._spooled_lock:
             self.stats.spooled += len(rows)
 
-    def _isolate(self, groups: Groups, err: psycopg.Error) -> WriteResult:
-        """The batch failed because of its data: write what is good, keep the bad rows aside."""
+    def _isolate(self, groups: Groups, err: psycopg.Error) -> _Isolated:
+        """The batch failed because of its data: write what is good, keep the bad rows aside (the caller
+        counts the commits and decides about ``rest`` and ``unkept``). A fault of the statement or the
+        schema (ProgrammingError: a dropped column, a missing table) is no row's: every row would be
+        rejected, so it is raised (the stream's queue then stops, the rows spooled)."""
+        if isinstance(err, _STATEMENT_ERRORS):
+            raise err
         log.error("batch_rejected_by_database", extra={"error": str(err).strip()[:300], "action": "isolating bad rows"})
-        inserted = staged = rejected = 0
+        out = _Isolated()
         pending = [(key, rows) for key, rows in groups.items()]
         while pending:
             key, rows = pending.pop()
             conn = self._connection()
-            if conn is None:  # the database went away while isolating: keep the rest safe
-                rest: Groups = defaultdict(list)
+            if conn is None:  # the database went away while isolating: the caller keeps the rest safe
+                out.rest = defaultdict(list)
                 for k, r in [(key, rows), *pending]:
-                    rest[k].extend(r)
-                res = self._to_spool(rest)
-                self.stats.rejected += rejected
-                done = self._count(inserted, staged, rejected)
-                return WriteResult(done.inserted, done.duplicates, res.spooled, rejected, res.overflow)
+                    out.rest[k].extend(r)
+                break
             try:
                 i, s = self._commit(conn, {key: rows})
-                inserted += i
-                staged += s
+                out.inserted += i
+                out.staged += s
             except psycopg.Error as e:
                 if db.is_connection_error(e) or conn.closed:
                     self._mark_down(e)
                     pending.append((key, rows))
+                elif isinstance(e, _STATEMENT_ERRORS):
+                    raise
                 elif len(rows) == 1:
-                    self._reject(key[0], rows, e)
-                    rejected += 1
+                    out.rejected += 1
+                    if not self._reject(key[0], rows, e):
+                        out.unkept.extend(rows)
                 else:
                     mid = len(rows) // 2
                     pending.extend([(key, rows[:mid]), (key, rows[mid:])])
-        self.stats.rejected += rejected
-        return self._count(inserted, staged, rejected)
+        self.stats.rejected += out.rejected
+        return out
 
-    def _reject(self, rtype: type[Record], rows: Sequence[Record], err: psycopg.Error) -> None:
+    def _reject(self, rtype: type[Record], rows: Sequence[Record], err: psycopg.Error) -> bool:
+        """Keep refused rows in ``rejected/``; False when they cannot be kept there."""
         if self._reject_spool is None:
             self._reject_spool = Spool(self.spool.dir / "rejected", max_bytes=1 << 62)
-        seg = self._reject_spool.append(rtype.__table__, rows)
+        try:
+            seg = self._reject_spool.append(rtype.__table__, rows)
+        except SpoolFull:   # the host refuses (logged once by the spool)
+            self.stats.errors += 1
+            log.error("row_rejected", extra={"table": rtype.__table__, "error": str(err).strip()[:300],
+                                             "kept_in": None})
+            return False
         log.error("row_rejected", extra={"table": rtype.__table__, "error": str(err).strip()[:300], "kept_in": str(seg.path)})
+        return True
 
     def report_status(self, job: str, state: str, **fields) -> bool:
         """Upsert this job's collector_status row; False (and nothing raised) while the database is down."""
@@ -265,7 +344,9 @@ class BatchStore:
         """Commit spooled segments, oldest first; stop at the first connection problem, after
         ``max_segments`` segments or once ``max_seconds`` have passed. Returns rows."""
         with self._lock:
-            return self._replay(max_segments, max_seconds)
+            done = self._replay(max_segments, max_seconds)
+            self._flush_gaps()
+            return done
 
     def _replay(self, max_segments: int | None, max_seconds: float | None = None) -> int:
         done = 0
@@ -282,8 +363,16 @@ class BatchStore:
                 rows = self.spool.load(seg)
             except FileNotFoundError:  # already replayed and removed
                 continue
-            except SpoolCorrupt:
+            except SpoolCorrupt as bad:  # set aside by the spool: counted, and a data_gaps row
                 self.stats.errors += 1
+                self.stats.corrupt_segments += 1
+                self._gaps.append(corrupt_gap(bad))
+                continue
+            except OSError as err:  # cannot be read (an I/O error): left where it is for the next start
+                self.stats.errors += 1
+                self.spool.skip(seg)
+                log.error("spool_segment_unreadable", extra={"segment": str(seg.path), "error": str(err)[:300],
+                                                             "action": "kept; not replayed again by this process"})
                 continue
             if not rows:
                 self.spool.remove(seg)
@@ -297,13 +386,27 @@ class BatchStore:
                     self._mark_down(err)
                     break
                 self.stats.errors += 1
-                self._isolate(groups, err)
+                iso = self._isolate(groups, err)
+                self._count(iso.inserted, iso.staged, iso.rejected)
+                if iso.rest is not None:  # the database went away: the whole segment waits for it
+                    break
+                if iso.unkept:
+                    self._keep(seg, len(iso.unkept))
+                    continue
             self.spool.remove(seg)
             self.stats.replayed += len(rows)
             done += len(rows)
         if done:
             log.info("spool_replayed", extra={"rows": done, "segments_left": len(self.spool)})
         return done
+
+    def _keep(self, seg: Segment, unkept: int) -> None:
+        """A segment whose refused rows could not be set aside: it is the only copy, so it stays."""
+        self.stats.segments_kept += 1
+        self.spool.skip(seg)
+        log.error("spool_segment_kept", extra={"segment": str(seg.path), "rows_refused_unkept": unkept,
+                                               "reason": "the refused rows could not be written to rejected/",
+                                               "action": "segment not deleted; replayed again at the next start"})
 
     def flush_spool(self) -> bool:
         """Replay everything now; True when the spool is empty afterwards."""
@@ -315,4 +418,22 @@ def overflow_gap(table: str, first: datetime, last: datetime, count: int) -> Dat
     """The data_gaps row that says rows were lost because the queue and the spool were both full."""
     return DataGap(timestamp=datetime.now(timezone.utc), relation=table, instrument="", currency="",
                    gap_start=first, gap_end=last, cause="writer_overflow", recoverable=False,
-                   missing_count=count, details="queue and spool full; rows dropped")
+                   missing_count=count, details="queue full and spool full or unwritable; rows dropped")
+
+
+def corrupt_gap(bad: SpoolCorrupt) -> DataGap:
+    """The data_gaps row of a spool segment that could not be decoded (its rows are lost to the tables)."""
+    seg = bad.segment
+    rtype = _records.BY_TABLE.get(seg.table)
+    relation = seg.table
+    if rtype is not None and rtype.__per_currency__ and bad.currency:
+        relation = _records.table_name(rtype, bad.currency)
+    now = datetime.now(timezone.utc)
+    start = bad.first or bad.written_at or now
+    where = f"set aside in {bad.moved_to}" if bad.moved_to else f"left in place at {seg.path}"
+    return DataGap(now, relation, "", bad.currency, start, bad.last or start, "spool_corrupt", False,
+                   missing_count=bad.rows,
+                   details=f"spool segment {seg.path.name} ({seg.size} bytes) could not be decoded "
+                           f"({bad.error[:200]}); {where}; rows unknown" if bad.rows is None else
+                           f"spool segment {seg.path.name} ({seg.size} bytes) could not be decoded "
+                           f"({bad.error[:200]}); {where}")

@@ -133,11 +133,14 @@ def deployment():
             "collector_user": TEST_USER, "collector_group": TEST_USER,
             "collector_prefix": str(base / "opt/collector"), "collector_config_dir": str(base / "etc/collector"),
             "collector_systemd_dir": str(base / "etc/systemd/system"),
+            "collector_backup_dir": str(base / "var/backups/collector"),
             "collector_wheel_dir": str(wheels), "collector_pip_offline": True, "collector_pip_find_links": [str(wheels)],
             "collector_install_packages": False, "collector_manage_services": False,
             "collector_currencies": ["BTC", "ETH", "SOL"], "collector_ws_top_n": {"ETH": 0},
             "collector_database_url": url + "collector_writer", "collector_migrate_database_url": url + "collector_owner",
             "collector_monitor_on_failure": "notify-admin@%n.service",
+            "collector_env": {"REST_OPTIONS_OHLCV_INTERVAL": "5m", "REST_PERPETUAL_INTERVAL": "5m",
+                              "REST_FUTURES_INTERVAL": "15m", "FUNDING_INTERVAL": "4h"},
             "collector_db_reader_password": READER_PASSWORD, "collector_db_reader_networks": ["127.0.0.1/32"],
         }
         (base / "etc/systemd/system").mkdir(parents=True)
@@ -221,7 +224,8 @@ def test_env_file_is_private_to_root_and_the_collector_group(runs, deployment):
     assert "COLLECTOR_CURRENCIES=BTC,ETH,SOL\n" in text
     assert "WS_ETH_TOP_N_INSTRUMENTS=0\n" in text
     assert "DATABASE_URL=" + deployment["vars"]["collector_database_url"] + "\n" in text
-    assert "COLLECTOR_MONITOR_ARGS=--max-age 15m --max-age funding_rates=9h --max-age options_greeks=2h\n" in text
+    assert "COLLECTOR_MONITOR_ARGS=\n" in text     # the settings' limits (COLLECTOR_MAX_AGE)
+    assert "COLLECTOR_ALERT_WEBHOOK=\n" in text and "COLLECTOR_ALERT_FORMAT=json\n" in text
 
 
 def test_units_are_installed_with_the_install_paths(runs, deployment):
@@ -234,6 +238,19 @@ def test_units_are_installed_with_the_install_paths(runs, deployment):
     assert f"User={TEST_USER}\n" in ws
     drop_in = (units / "collector-monitor.service.d/on-failure.conf").read_text()
     assert "OnFailure=notify-admin@%n.service" in drop_in
+
+
+def test_timer_cadences_follow_the_settings(runs, deployment):
+    """REST_*_INTERVAL, GREEKS_INTERVAL, FUNDING_INTERVAL become the timers' OnCalendar= (drop-ins)."""
+    units = deployment["base"] / "etc/systemd/system"
+
+    def calendar(timer: str) -> list[str]:
+        text = (units / f"{timer}.d/50-collector-cadence.conf").read_text()
+        return re.findall(r"^OnCalendar=(.*)$", text, re.M)
+
+    assert calendar("rest-collector.timer") == ["", "*-*-* *:00/5:00 UTC"]   # the shortest of the three
+    assert calendar("funding.timer") == ["", "*-*-* 00/4:01:00 UTC"]
+    assert calendar("greeks.timer") == ["", "*-*-* *:00:00 UTC"]           # the default
 
 
 def test_migrated_through_peer_authentication(runs, deployment):
@@ -317,3 +334,21 @@ def test_reader_logs_in_over_tcp_with_its_password(runs, deployment):
     assert res.returncode != 0
     for run in ("first", "second", "check"):
         assert READER_PASSWORD not in runs[run].stdout + runs[run].stderr
+
+
+def test_no_backup_of_a_new_database_then_one_before_an_existing_database_is_migrated(runs, deployment):
+    """Keep this test last: it changes the deployment. The first run migrated a new database (nothing to
+    back up); then a migration is made pending again on the existing database: the next run dumps the
+    database into the backup directory before it applies it."""
+    backups = deployment["base"] / "var/backups/collector"
+    assert backups.is_dir() and list(backups.iterdir()) == []
+    assert "Back up the database before migrating it" in runs["first"].stdout   # the task was there, skipped
+    res = psql(deployment, "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations) "
+                           "RETURNING name")
+    assert res.returncode == 0 and res.stdout.strip(), res.stderr
+    again = deployment["play"]()
+    assert again.returncode == 0, again.stdout + again.stderr
+    (dump,) = backups.iterdir()
+    assert re.fullmatch(r"collector-collector-\d{8}T\d{6}Z\.dump", dump.name) and dump.stat().st_size > 0
+    assert dump.owner() == TEST_USER and dump.stat().st_mode & 0o077 == 0
+    assert psql(deployment, f"SELECT count(*) FROM schema_migrations WHERE name = '{res.stdout.strip()}'").stdout.strip() == "1"

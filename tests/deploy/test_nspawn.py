@@ -61,7 +61,7 @@ ONESHOTS = ["rest-collector.service", "depth.service", "greeks.service", "fundin
 PATH_IN = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # what migrate must have made hypertables of (with 0004's per-currency tables)
 HYPERTABLES = ["index_prices", "perpetuals_ohlcv", "futures_ohlcv", "options_ohlcv", "options_greeks", "funding_rates",
-               "perpetuals_orderbook_depth",
+               "perpetuals_orderbook_depth", "perpetuals_quotes", "perpetuals_trades",
                *(f"{cur.lower()}_option_{kind}" for cur in CURRENCIES for kind in ("quotes", "trades", "orderbook_depth"))]
 
 
@@ -489,6 +489,83 @@ def test_second_run_changes_nothing(deployed):
     # nothing was restarted by it
     for cur in CURRENCIES:
         assert deployed["box"].show(f"ws-collector@{cur}.service", "ActiveState")["ActiveState"] == "active"
+
+
+def test_a_stale_relation_and_a_crash_looping_unit_each_alert_once(deployed):
+    """The alerts under a real systemd: a receiver on the host's loopback (the container shares the
+    network) set as the webhook through an extra EnvironmentFile= (collector.env, managed by the
+    playbook, says COLLECTOR_ALERT_WEBHOOK= empty). A monitor made to fail twice: one message, from
+    collector-alert@collector-monitor.service.service, with the failed check; the monitor passing:
+    "resolved". A ws-collector@ that crashes at once: the start limit ends the loop in the failed state,
+    one message with its journal's error line (the alert unit reads the journal)."""
+    from tests.ops.test_alert import Receiver
+
+    box = deployed["box"]
+    rx = Receiver()
+    env_file = box.root / "etc/collector/alert-test.env"
+    etc = box.root / "etc/systemd/system"
+    try:
+        env_file.write_text(f"COLLECTOR_ALERT_WEBHOOK={rx.url}/hook\nCOLLECTOR_MAX_AGE=1d,funding_rates=1s\n")
+        for unit in ("collector-monitor.service", "collector-alert@.service"):
+            (etc / f"{unit}.d").mkdir(exist_ok=True)
+            (etc / f"{unit}.d/50-test-alert.conf").write_text(
+                "[Service]\nEnvironmentFile=/etc/collector/alert-test.env\n")
+        crash = etc / "ws-collector@XRP.service.d"
+        crash.mkdir(exist_ok=True)
+        (crash / "50-test-crash.conf").write_text(
+            "[Service]\nRestartSec=1s\nExecStart=\n"
+            # <3>: journald stores the line at priority err (what `journalctl -p err` shows)
+            "ExecStart=/bin/sh -c 'echo \"<3>test_crash: boom\" >&2; exit 1'\n")
+        box.sh("systemctl", "daemon-reload")
+        alert_unit = "collector-alert@collector-monitor.service.service"
+
+        def alert_runs(unit: str) -> int:
+            out = box.sh("journalctl", "-u", unit, "-o", "cat", "--no-pager", check=False).stdout
+            return sum(1 for ln in out.splitlines() if '"alert_sent"' in ln or '"alert_suppressed"' in ln)
+
+        def idle(unit: str) -> bool:
+            return box.show(unit, "ActiveState")["ActiveState"] in ("inactive", "failed")
+
+        for n in (1, 2):   # the stale relation, twice: one message
+            res = box.sh("systemctl", "start", "collector-monitor.service", check=False, timeout=180)
+            assert res.returncode != 0, box.journal("collector-monitor.service", 40)
+            _wait(f"alert run {n} of the monitor", lambda: alert_runs(alert_unit) >= n and idle(alert_unit), 90)
+        log(f"monitor alerts: {rx.got}")
+        monitor_msgs = [b for _, b in rx.got if b["unit"] == "collector-monitor.service"]
+        assert len(monitor_msgs) == 1, (rx.got, box.journal(alert_unit, 40))
+        assert monitor_msgs[0]["event"] == "failure"
+        assert any(c.startswith("funding_rates: newest row") for c in monitor_msgs[0]["checks"]), monitor_msgs
+        assert any("Active:" in ln for ln in monitor_msgs[0]["status"]), monitor_msgs   # systemctl status lines
+
+        env_file.write_text(f"COLLECTOR_ALERT_WEBHOOK={rx.url}/hook\nCOLLECTOR_MAX_AGE=1d\nCOLLECTOR_MAX_GAP=1d\n")
+        res = box.sh("systemctl", "start", "collector-monitor.service", check=False, timeout=180)
+        assert res.returncode == 0, box.journal("collector-monitor.service", 40)
+        resolved = [b for _, b in rx.got if b["event"] == "resolved"]
+        assert [b["unit"] for b in resolved] == ["collector-monitor.service"], rx.got
+
+        unit = "ws-collector@XRP.service"
+        box.sh("systemctl", "start", unit, check=False, timeout=60)
+        props = _wait("the crash loop to end in the failed state", lambda: (lambda p: p if p["ActiveState"] == "failed"
+                      else None)(box.show(unit, "ActiveState", "Result", "NRestarts")), 120)
+        log(f"{unit}: {props}")
+        assert int(props["NRestarts"]) >= 4, props        # restarted, then the start limit ended the loop
+        assert "Start request repeated too quickly" in box.journal(unit, 40)
+        xrp_alert = f"collector-alert@{unit}.service"
+        _wait("the crash loop's alert", lambda: alert_runs(xrp_alert) >= 1 and idle(xrp_alert), 90)
+        msgs = [b for _, b in rx.got if b["unit"] == unit]
+        log(f"crash-loop alert: {msgs}")
+        assert len(msgs) == 1, rx.got
+        assert msgs[0]["checks"] == [f"{unit} entered the failed state"]
+        assert any("test_crash" in ln for ln in msgs[0]["journal"]), msgs[0]   # read from the journal
+        assert f"{rx.url}/hook" not in box.journal(xrp_alert, 40)   # the webhook URL is never logged
+    finally:
+        rx.close()
+        for path in (etc / "collector-monitor.service.d/50-test-alert.conf",
+                     etc / "collector-alert@.service.d/50-test-alert.conf",
+                     etc / "ws-collector@XRP.service.d/50-test-crash.conf", env_file):
+            path.unlink(missing_ok=True)
+        box.sh("systemctl", "daemon-reload", check=False)
+        box.sh("systemctl", "reset-failed", "ws-collector@XRP.service", check=False)
 
 
 def test_stopping_the_target_stops_everything_cleanly(deployed):

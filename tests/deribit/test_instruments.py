@@ -61,3 +61,62 @@ def test_combo_names_of_get_combos(examples):
     assert combos and all(kind_of(c["id"]) == COMBO for c in combos)
     legs = {leg["instrument_name"] for c in combos for leg in c["legs"]}
     assert {kind_of(n) for n in legs} == {OPTION, PERPETUAL, FUTURE}
+
+
+# -- what a currency is on Deribit ------------------------------------------------------------------
+
+from collector.deribit.instruments import (  # noqa: E402 - grouped with the tests that use them
+    base_of, currency, is_linear, price_unit, settlement_of, strike_of, strike_text,
+)
+
+
+@pytest.mark.parametrize("name, strike", [
+    ("MATIC_USDC-9MAR24-1d02-C", 1.02), ("XRP_USDC-30JUN23-0d625-C", 0.625), ("SOL_USDC-27DEC24-150-C", 150.0),
+    ("BTC-27DEC26-100000-C", 100000.0), ("ETH-22FEB19-140-P", 140.0),
+    ("BTC-PERPETUAL", None), ("BTC-STRD-30SEP22-20000", None), ("btc_usd", None),
+])
+def test_fractional_strikes_parse(name, strike):
+    assert strike_of(name) == strike
+    if strike is not None:
+        assert strike_text(strike) == name.split("-")[2]   # and write back the same way
+
+
+@pytest.mark.parametrize("name, base, settles, unit", [
+    ("SOL_USDC-PERPETUAL", "SOL", "USDC", "USDC"),
+    ("SOL_USDC-27DEC24-150-C", "SOL", "USDC", "USDC"),
+    ("MATIC_USDC-9MAR24-1d02-C", "MATIC", "USDC", "USDC"),
+    ("BTC_USDC-PERPETUAL", "BTC", "USDC", "USDC"),
+    ("BTC-PERPETUAL", "BTC", "BTC", "USD"),
+    ("ETH-27DEC24", "ETH", "ETH", "USD"),
+    ("BTC-27DEC26-100000-C", "BTC", "BTC", "BTC"),
+    ("sol_usdc", "SOL", "SOL", "USD"),   # an index name: its base; not an instrument
+])
+def test_base_settlement_and_unit(name, base, settles, unit):
+    assert base_of(name) == base and P.currency_of(name) == base
+    assert settlement_of(name) == settles and price_unit(name) == unit
+    assert is_linear(name) == (settles == "USDC")
+
+
+def test_spot_pairs_are_not_linear_instruments():
+    assert not is_linear("BTC_USDC") and base_of("BTC_USDC") == "BTC"
+
+
+def test_what_a_currency_is():
+    sol, btc = currency("sol"), currency("BTC")
+    assert (sol.linear, sol.sources, sol.index_name, sol.perpetual, sol.prefix, sol.option_price_unit) == \
+        (True, ("USDC",), "sol_usdc", "SOL_USDC-PERPETUAL", "SOL_USDC-", "USDC")
+    assert (btc.inverse, btc.sources, btc.index_name, btc.perpetual, btc.option_price_unit) == \
+        (True, ("BTC", "USDC"), "btc_usd", "BTC-PERPETUAL", "BTC")
+    assert currency("ETH").sources == ("ETH", "USDC")
+    assert currency("XRP").index_name == "xrp_usdc"
+
+
+def test_a_usdc_listing_is_split_by_base(examples):
+    """The real 2022 listing under currency=USDC: 16 linear perpetuals of 16 bases; each currency keeps its own."""
+    listed = examples.data("rest_get_instruments_real_2022_USDC")
+    sol = currency("SOL").keep(listed, "USDC")
+    assert [i["instrument_name"] for i in sol] == ["SOL_USDC-PERPETUAL"]
+    assert [i["instrument_name"] for i in currency("BTC").keep(listed, "USDC")] == ["BTC_USDC-PERPETUAL"]
+    assert all(i["base_currency"] == "SOL" and i["price_index"] == currency("SOL").index_name for i in sol)
+    # a base's own listing is kept whole
+    assert currency("BTC").keep(listed, "BTC") == listed

@@ -10,7 +10,8 @@ import pytest
 
 from collector.deribit import parse as P
 from collector.records import (
-    BookDepth, Candle, FutureCandle, IndexPrice, OptionBookDepth, OptionQuote, OptionTrade,
+    BookDepth, Candle, FutureCandle, IndexPrice, OptionBookDepth, OptionQuote, OptionTrade, PerpetualQuote,
+    PerpetualTrade, columns_of, table_name,
 )
 
 UTC = timezone.utc
@@ -295,6 +296,8 @@ def _all_parsers(examples):
     opt = OPTION_TICKER
     return [
         (P.quote_from_ticker, opt),
+        (P.perpetual_quote, examples.data("ws_ticker_docs")),
+        (lambda d: P.perpetual_trade(P.trade(d)), examples.data("ws_trades_instrument_docs")[0]),
         (P.quote_from_quote, examples.data("ws_quote_docs")),
         (P.greeks_from_ticker, opt),
         (P.trade, examples.data("ws_trades_kind_currency_docs")[0]),
@@ -373,3 +376,77 @@ def test_ticker_json_fast_path_equals_dict_parser(examples):
     for raw in (b"", b"{", b"\xff", b"null"):
         with pytest.raises(P.ParseError):
             P.quote_from_ticker_json(raw)
+
+
+# -- the perpetual's ticks (perpetuals_quotes, perpetuals_trades) ----------------------------------------
+
+def test_perpetual_ticker_docs_sample(examples):
+    q = P.perpetual_quote(examples.data("ws_ticker_docs"))
+    assert isinstance(q, PerpetualQuote) and table_name(PerpetualQuote) == "perpetuals_quotes"
+    assert q.timestamp == dt(2021, 6, 7, 10, 3, 14, 301000) and q.instrument == "BTC-PERPETUAL"
+    assert (q.best_bid_price, q.best_bid_amount, q.best_ask_price, q.best_ask_amount) == (36442.5, 5000.0, 36443.0, 100.0)
+    assert (q.mark_price, q.index_price, q.open_interest) == (36446.51, 36441.64, 502097590.0)
+    assert (q.funding_rate, q.funding_8h) == (0.0, 2.11e-05)   # funding_rate is current_funding
+    assert all(type(v) is float for v in msgspec.structs.astuple(q)[2:])   # JSON ints become floats
+    r = P.perpetual_quote(examples.data("rest_ticker"))          # public/ticker: the same shape
+    assert (r.best_ask_amount, r.funding_8h, r.timestamp) == (53040.0, 2.203e-05, dt(2021, 6, 7, 9, 54, 41, 955000))
+
+
+def test_perpetual_quote_columns_are_the_tables():
+    assert columns_of(PerpetualQuote) == (
+        "timestamp", "instrument", "best_bid_price", "best_bid_amount", "best_ask_price", "best_ask_amount",
+        "mark_price", "index_price", "funding_rate", "funding_8h", "open_interest")
+    assert columns_of(PerpetualTrade) == (
+        "timestamp", "instrument", "trade_seq", "trade_id", "price", "amount", "direction", "tick_direction",
+        "index_price", "mark_price", "liquidation")
+
+
+def test_perpetual_ticker_empty_side_and_missing_funding_are_null(examples):
+    d = dict(examples.data("ws_ticker_docs"), best_ask_price=0.0, best_ask_amount=0.0)
+    del d["current_funding"]
+    q = P.perpetual_quote(d)
+    assert q.best_ask_price is None and q.best_ask_amount is None and q.funding_rate is None
+    assert q.best_bid_price == 36442.5
+    with pytest.raises(P.ParseError, match="current_funding"):
+        P.perpetual_quote(dict(d, current_funding="0.0001"))
+
+
+def test_perpetual_trades_docs_real_usdc_and_rest(examples):
+    t, = [P.perpetual_trade(x) for x in P.trades(examples.data("ws_trades_instrument_docs"))]
+    assert isinstance(t, PerpetualTrade) and table_name(PerpetualTrade) == "perpetuals_trades"
+    assert (t.instrument, t.trade_seq, t.trade_id, t.price, t.amount, t.direction, t.tick_direction) == (
+        "BTC-PERPETUAL", 30289442, "48079269", 8950.0, 10.0, "sell", 2)
+    assert (t.index_price, t.mark_price, t.liquidation) == (8955.88, 8948.9, None)
+    assert t.timestamp == dt(2020, 5, 26, 9, 15, 12, 188000)
+    u, = [P.perpetual_trade(x) for x in P.trades(examples.data("ws_trades_real_ccxt_usdc_perp"))]
+    assert (u.instrument, u.trade_id, u.amount, u.trade_seq) == ("BTC_USDC-PERPETUAL", "USDC-2436803", 0.049, 501899)
+    r, = [P.perpetual_trade(x) for x in P.trades(examples.data("rest_get_last_trades_by_instrument"))]
+    assert (r.instrument, r.trade_seq, r.amount) == ("BTC-PERPETUAL", 36798, 100.0)
+    # the optional liquidation flag (API.md §4.9: M, T or MT) is kept as sent
+    liq = dict(examples.data("ws_trades_instrument_docs")[0], liquidation="MT")
+    assert P.perpetual_trade(P.trade(liq)).liquidation == "MT"
+
+
+def _same_as_perp_dict_parser(d) -> None:
+    import orjson
+    raw = orjson.dumps(d)
+    try:
+        want = P.perpetual_quote(d)
+    except P.ParseError as err:
+        for r in (raw, msgspec.Raw(raw)):
+            with pytest.raises(P.ParseError) as got:
+                P.perpetual_quote_json(r)
+            assert str(got.value) == str(err)
+        return
+    assert P.perpetual_quote_json(raw) == want
+    assert P.perpetual_quote_json(msgspec.Raw(raw)) == want
+
+
+def test_perpetual_ticker_json_fast_path_equals_dict_parser(examples):
+    for sample in (examples.data("ws_ticker_docs"), examples.data("rest_ticker")):
+        _same_as_perp_dict_parser(sample)
+        for m in _mutations(sample):
+            _same_as_perp_dict_parser(m)
+    for raw in (b"", b"{", b"\xff", b"null"):
+        with pytest.raises(P.ParseError):
+            P.perpetual_quote_json(raw)

@@ -46,7 +46,7 @@ def test_a_quote_row_only_when_the_best_bid_or_ask_changes_with_the_tickers_gree
     p.handle(f"ticker.{OPT}.100ms", ticker(T0, 0.01))
     p.handle(f"ticker.{OPT}.100ms", ticker(T0 + 100, 0.01, mark=0.016))   # only the mark moved
     p.handle(f"ticker.{OPT}.100ms", msgspec.Raw(msgspec.json.encode(ticker(T0 + 200, 0.011))))  # the fast path
-    p.handle("ticker.BTC-PERPETUAL.100ms", ticker(T0, 90000.0, 90001.0, inst="BTC-PERPETUAL"))
+    p.handle("ticker.BTC-27DEC26.100ms", ticker(T0, 90000.0, 90001.0, inst="BTC-27DEC26"))  # a dated future
     assert [q.best_bid_price for q in ev.rows] == [0.01, 0.011]
     assert p.counts["quotes_unchanged"] == 1 and p.counts["ticker_not_option"] == 1
     q = ev.rows[0]
@@ -117,3 +117,57 @@ def test_instrument_states_reach_on_state():
     p.handle("instrument.state.option.BTC", {"instrument_name": OPT, "state": "settled", "timestamp": T0})
     (st,) = ev.states
     assert (st.instrument, st.state) == (OPT, "settled")
+
+
+PERP = "BTC-PERPETUAL"
+
+
+def perp_ticker(ts: int, bid: float, bid_amount: float = 5000.0, mark: float = 90000.5, funding: float = 1e-5) -> dict:
+    # the shape of a real perpetual ticker (tests/data/deribit/ws_ticker_docs.json)
+    return {"timestamp": ts, "instrument_name": PERP, "state": "open", "best_bid_price": bid,
+            "best_bid_amount": bid_amount, "best_ask_price": bid + 0.5, "best_ask_amount": 100.0,
+            "mark_price": mark, "index_price": 90001.0, "current_funding": funding, "funding_8h": 2e-5,
+            "open_interest": 502097590, "interest_value": 1.7, "estimated_delivery_price": 90001.0,
+            "settlement_price": 89000.0, "stats": {"volume": 7871.0, "volume_usd": 284061480}}
+
+
+def test_a_perpetual_quote_row_on_every_change_of_its_book_top_with_mark_index_funding():
+    ev = Events()
+    p = ev.pipeline()
+    ch = f"ticker.{PERP}.100ms"
+    p.handle(ch, perp_ticker(T0, 90000.0))
+    p.handle(ch, perp_ticker(T0 + 100, 90000.0, mark=90000.7, funding=2e-5))      # only mark/funding moved
+    p.handle(ch, msgspec.Raw(msgspec.json.encode(perp_ticker(T0 + 200, 90000.0, bid_amount=4000.0))))  # a size
+    p.handle(ch, msgspec.Raw(msgspec.json.encode(perp_ticker(T0 + 300, 90000.0, bid_amount=4000.0))))  # same
+    p.handle(ch, perp_ticker(T0 + 400, 90001.0))                                  # a price
+    assert all(type(r) is R.PerpetualQuote for r in ev.rows)
+    tops = [(r.best_bid_price, r.best_bid_amount) for r in ev.rows]
+    assert tops == [(90000.0, 5000.0), (90000.0, 4000.0), (90001.0, 5000.0)]
+    assert p.counts["perpetual_quotes"] == 3 and p.counts["perpetual_quotes_unchanged"] == 2
+    assert p.counts["quotes"] == 0 and not ev.bad
+    q = ev.rows[0]
+    assert (q.mark_price, q.index_price, q.funding_rate, q.funding_8h, q.open_interest) == (
+        90000.5, 90001.0, 1e-5, 2e-5, 502097590.0)
+    assert R.table_of(q) == "perpetuals_quotes"
+    other = Events()
+    other.pipeline().handle(ch, perp_ticker(T0 + 200, 90000.0, bid_amount=4000.0))  # the dict path, same row
+    assert other.rows == [ev.rows[1]]
+
+
+def test_perpetual_trades_are_checked_by_seq_and_become_perpetuals_trades():
+    ev = Events()
+    p = ev.pipeline()
+    p.seed_trades({PERP: 500})
+    ch = f"trades.{PERP}.100ms"
+    p.handle(ch, [trade(501, T0, PERP), trade(502, T0 + 1, PERP), trade(505, T0 + 3, PERP)])
+    p.handle(ch, [trade(502, T0 + 1, PERP)])                                       # a repeat
+    p.handle("trades.future.BTC.100ms", [trade(7, T0 + 4, "BTC-27DEC26")])          # a dated future: not kept
+    assert [(type(r), r.trade_seq) for r in ev.rows] == [(R.PerpetualTrade, 501), (R.PerpetualTrade, 502),
+                                                         (R.PerpetualTrade, 505)]
+    assert R.table_of(ev.rows[0]) == "perpetuals_trades" and ev.rows[0].trade_id == "t501"
+    (gap, last_at, seen_at), = ev.gaps
+    assert gap == TradeGap(PERP, 503, 504)
+    assert last_at == datetime.fromtimestamp((T0 + 1) / 1000, timezone.utc)
+    assert p.counts["perpetual_trades"] == 3 and p.counts["trade_duplicates"] == 1
+    assert p.counts["trades"] == 0 and p.counts["trade_not_option"] == 1
+    assert p.advance_trades(PERP, [503, 504]) == 505

@@ -23,6 +23,8 @@ TABLES = {
     "btc_option_trades": "instrument, trade_seq",
     "index_prices": "index_name, timestamp",
     "perpetuals_orderbook_depth": "instrument, timestamp",
+    "perpetuals_quotes": "instrument, timestamp",
+    "perpetuals_trades": "instrument, trade_seq",
 }
 
 
@@ -122,3 +124,35 @@ def test_malformed_and_unexpected_messages_are_counted_logged_once_never_fatal(d
     reasons = [r.reason for r in logged]
     assert len(reasons) == len(set(reasons)), "a reason was logged twice"
     assert sum(1 for r in reasons if "invalid JSON" in r) == 2   # the truncated line and the garbage
+
+
+PERP_TICKER = {"timestamp": 1795766400000, "instrument_name": "BTC-PERPETUAL", "state": "open",
+               "best_bid_price": 99999.5, "best_bid_amount": 5000, "best_ask_price": 100000.0, "best_ask_amount": 100,
+               "mark_price": 99999.8, "index_price": 100001.2, "current_funding": 0.00001, "funding_8h": 0.0000211,
+               "open_interest": 502097590, "interest_value": 1.73, "last_price": 100000.0,
+               "stats": {"high": 101000.0, "low": 99000.0, "price_change": 0.7, "volume": 7871.0, "volume_usd": 2.8e8}}
+PERP_TRADE = {"trade_seq": 30289442, "trade_id": "48079269", "timestamp": 1795766400050, "tick_direction": 2,
+              "price": 99999.5, "mark_price": 99999.8, "instrument_name": "BTC-PERPETUAL", "index_price": 100001.2,
+              "direction": "sell", "amount": 10}
+
+
+def test_the_perpetuals_ticks_replay_into_their_tables(dsn, tmp_path):
+    tick, trades = "ticker.BTC-PERPETUAL.100ms", "trades.BTC-PERPETUAL.100ms"
+    lines = [
+        note(tick, PERP_TICKER),
+        note(tick, {**PERP_TICKER, "timestamp": 1795766400100, "mark_price": 99999.9}),    # same top: no row
+        note(tick, {**PERP_TICKER, "timestamp": 1795766400200, "best_ask_amount": 150}),  # a size: a row
+        note(trades, [PERP_TRADE, {**PERP_TRADE, "trade_seq": 30289443, "trade_id": "48079270", "liquidation": "M"}]),
+        note(trades, [{**PERP_TRADE, "trade_seq": 30289446, "trade_id": "48079273"}]),     # a gap of 2
+    ]
+    capture = tmp_path / "perp.jsonl"
+    capture.write_text("\n".join(lines) + "\n")
+    settings = Settings.load(env={"DATABASE_URL": dsn, "COLLECTOR_SPOOL_DIR": str(tmp_path / "spool")})
+    report = replay.replay(settings, [capture])
+    assert (report["perpetual_quotes"], report["perpetual_quotes_unchanged"], report["perpetual_trades"]) == (2, 1, 3)
+    assert report["trade_gaps"] == 1 and report["not_understood"] == 0 and report["inserted"] == 5
+    assert rows(dsn, "SELECT best_ask_amount, funding_rate, funding_8h, open_interest FROM perpetuals_quotes "
+                     "ORDER BY timestamp") == [(100.0, 1e-05, 2.11e-05, 502097590.0), (150.0, 1e-05, 2.11e-05, 502097590.0)]
+    assert rows(dsn, "SELECT trade_seq, trade_id, amount, liquidation FROM perpetuals_trades ORDER BY 1") == [
+        (30289442, "48079269", 10.0, None), (30289443, "48079270", 10.0, "M"), (30289446, "48079273", 10.0, None)]
+    assert replay.replay(settings, [capture])["inserted"] == 0      # a second replay adds nothing

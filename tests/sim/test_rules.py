@@ -105,7 +105,7 @@ def test_error_codes(sim, ws):
     err = c.call("public/ticker", {"instrument_name": "BTC-NOPE"})["error"]
     assert err == {"message": "Invalid params", "code": -32602,
                    "data": {"reason": "instrument not found", "param": "instrument_name"}}
-    err = c.call("public/get_instruments", {})["error"]
+    err = c.call("public/get_book_summary_by_currency", {})["error"]   # get_instruments needs none
     assert err["code"] == -32602 and err["data"]["param"] == "currency"
     c.conn.send("{not json")
     msg = c.recv()

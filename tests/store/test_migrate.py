@@ -16,7 +16,7 @@ USER_RELATIONS = [
     "index_prices", "perpetuals_ohlcv", "futures_ohlcv", "options_ohlcv", "options_greeks", "funding_rates",
     "perpetuals_orderbook_depth", "eth_option_quotes", "btc_option_quotes", "eth_option_trades",
     "btc_option_trades", "eth_option_orderbook_depth", "btc_option_orderbook_depth", "data_gaps",
-    "collector_status", "eth_option_quotes_1h", "btc_option_quotes_1h",
+    "collector_status", "eth_option_quotes_1h", "btc_option_quotes_1h", "perpetuals_quotes", "perpetuals_trades",
 ]
 
 # The plan's Step 2: "Verify schemas exist" -- every table it expects must be a table (pg_tables)
@@ -156,6 +156,8 @@ def test_the_plans_step2_lists_every_table_it_expects(empty_dsn):
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         tables = {name for schema, name in conn.execute(PLAN_STEP2_QUERY)}
     assert PLAN_STEP2_TABLES <= tables, PLAN_STEP2_TABLES - tables
+    # and the perpetual tick tables the user's collector has besides (its script 004)
+    assert {"perpetuals_quotes", "perpetuals_trades", "perpetuals_orderbook_depth"} <= tables
 
 
 def test_new_currency_needs_no_ddl(empty_dsn):
@@ -209,7 +211,7 @@ def test_cli_migrate_twice_then_status(empty_dsn):
     second = run("db", "migrate")
     assert second.returncode == 0 and "up to date" in second.stdout
     st = run("db", "status")
-    assert st.returncode == 0, st.stderr
+    assert st.returncode == 1, st.stderr     # empty relations: stale by the default limits (COLLECTOR_MAX_AGE)
     for rel in status.relations_for(["BTC", "ETH"]):
         assert rel in st.stdout
     stale = run("db", "status", "--max-age", "5m")
@@ -286,7 +288,8 @@ def test_the_0003_layout_is_converted_with_every_row_kept(empty_dsn, engine):
             "max(best_bid_price), min(best_bid_price), last(best_bid_price, timestamp), count(*) "
             "FROM option_quotes WHERE currency = 'ETH' GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
     applied = _migrate(empty_dsn)        # the 0003 applied under its old checksum is accepted
-    assert applied == ["0004_per_currency_tables.sql"]
+    assert applied == [m.name for m in migrate.load_migrations() if m.version >= 4]
+    assert applied[0] == "0004_per_currency_tables.sql"
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         for cur, (quotes, trades, depth) in before.items():
             p = cur.lower()

@@ -29,7 +29,8 @@ pg_nopreload = factories.postgresql_proc(executable=PG_CTL_TSDB, host="127.0.0.1
 
 SHARED = {"index_prices": "index_name", "perpetuals_ohlcv": "instrument", "futures_ohlcv": "instrument",
           "options_ohlcv": "instrument", "options_greeks": "instrument", "funding_rates": "instrument",
-          "perpetuals_orderbook_depth": "instrument"}
+          "perpetuals_orderbook_depth": "instrument", "perpetuals_quotes": "instrument",
+          "perpetuals_trades": "instrument"}
 PER_CURRENCY = {f"{c}_{t}": "instrument" for c in ("btc", "eth")
                 for t in ("option_quotes", "option_trades", "option_orderbook_depth")}
 HYPERTABLES = {**SHARED, **PER_CURRENCY}
@@ -217,6 +218,7 @@ def test_a_fresh_migration_says_nothing_but_what_it_applied(tsdb):
                           "FROM timescaledb_information.compression_settings WHERE orderby_column_index IS NOT NULL "
                           "GROUP BY 1"))
     assert orderby["sol_option_trades"] == "timestamp, trade_seq" and orderby["sol_option_quotes"] == "timestamp"
+    assert orderby["perpetuals_trades"] == "timestamp, trade_seq" and orderby["perpetuals_quotes"] == "timestamp"
 
 
 def test_migrate_reports_an_outdated_extension_version(tdsn):

@@ -119,7 +119,7 @@ def test_corrupt_spool_segment_is_moved_aside_not_deleted(dsn, tmp_path):
     seg.path.write_bytes(b"\x93garbage")
     store = BatchStore(dsn, Spool(tmp_path / "spool", 64 * 1024**2))
     store.flush_spool()
-    assert len(list((tmp_path / "spool").glob("*.bad"))) == 1
+    assert len(list((tmp_path / "spool" / "corrupt").glob("*.spool"))) == 1   # moved aside, kept
     assert store.stats.replayed == 1 and store.stats.errors == 1
     store.close()
 

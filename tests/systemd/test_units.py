@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
     ANALYZE is None, reason="systemd-analyze not installed (bin/setup installs the `systemd` package)")
 
 SERVICES = ["ws-collector@ETH.service", "rest-collector.service", "depth.service", "greeks.service",
-            "funding.service", "collector-monitor.service"]
+            "funding.service", "collector-monitor.service", "collector-backup.service"]
 TIMERS = {  # timer -> (base time, the next firings in UTC)
     "rest-collector.timer": ("2024-03-01 23:59:30 UTC", ["2024-03-02 00:00:00", "2024-03-02 00:01:00"]),
     "depth.timer": ("2024-03-01 10:03:00 UTC", ["2024-03-01 10:05:00", "2024-03-01 10:10:00"]),
@@ -34,6 +34,7 @@ TIMERS = {  # timer -> (base time, the next firings in UTC)
     "funding.timer": ("2024-03-01 07:59:00 UTC",
                       ["2024-03-01 08:01:00", "2024-03-01 16:01:00", "2024-03-02 00:01:00", "2024-03-02 08:01:00"]),
     "collector-monitor.timer": ("2024-03-01 10:00:00 UTC", ["2024-03-01 10:02:00", "2024-03-01 10:07:00"]),
+    "collector-backup.timer": ("2024-03-01 10:00:00 UTC", ["2024-03-02 03:17:00", "2024-03-03 03:17:00"]),
 }
 
 
@@ -92,11 +93,12 @@ def test_the_expected_units_exist():
     assert names == {
         "ws-collector@.service", "rest-collector.service", "rest-collector.timer", "depth.service", "depth.timer",
         "greeks.service", "greeks.timer", "funding.service", "funding.timer", "collector-monitor.service",
-        "collector-monitor.timer", "collector.target"}
+        "collector-monitor.timer", "collector-backup.service", "collector-backup.timer", "collector.target",
+        "collector-alert@.service"}
 
 
 def test_verify_is_silent(fake_root):
-    units = [s for s in SERVICES] + list(TIMERS) + ["collector.target"]
+    units = [s for s in SERVICES] + list(TIMERS) + ["collector.target", ALERT_OF_WS]
     res = verify(fake_root, *units)
     assert res.returncode == 0 and res.stdout == "" and res.stderr == "", res.stdout + res.stderr
 
@@ -187,7 +189,7 @@ def test_service_runs_as_collector_with_the_env_file(unit):
     assert exec_start.startswith(EXEC + " ")
     assert svc["ProtectSystem"] == ["strict"] and svc["NoNewPrivileges"] == ["yes"]
     assert s["Unit"]["PartOf"] == ["collector.target"]
-    if unit != "collector-monitor.service":  # jobs that write spool under $STATE_DIRECTORY/spool
+    if unit not in ("collector-monitor.service", "collector-backup.service"):  # jobs with a spool in $STATE_DIRECTORY
         (state,) = svc["StateDirectory"]
         assert state.startswith("collector/")
 
@@ -203,17 +205,58 @@ def test_ws_collector_is_a_notify_service_with_watchdog():
 
 def test_oneshot_jobs_run_their_command():
     expect = {"rest-collector.service": "rest", "depth.service": "depth", "greeks.service": "greeks",
-              "funding.service": "funding", "collector-monitor.service": "db status $COLLECTOR_MONITOR_ARGS"}
+              "funding.service": "funding", "collector-monitor.service": "db status --monitor $COLLECTOR_MONITOR_ARGS",
+              "collector-backup.service": "db backup"}
     for unit, cmd in expect.items():
         svc = parse_unit(UNITS / unit)["Service"]
         assert svc["Type"] == ["oneshot"], unit
         assert svc["ExecStart"] == [f"{EXEC} {cmd}"], unit
 
 
-def test_monitor_checks_freshness_by_default():
+def test_monitor_checks_with_the_settings_limits_by_default():
     svc = parse_unit(UNITS / "collector-monitor.service")["Service"]
     (env,) = svc["Environment"]
-    assert env.strip('"').startswith("COLLECTOR_MONITOR_ARGS=--max-age ")
+    assert env.strip('"') == "COLLECTOR_MONITOR_ARGS="     # COLLECTOR_MAX_AGE & co. apply
+
+
+ALERT_OF_WS = "collector-alert@ws-collector@ETH.service.service"   # what OnFailure=collector-alert@%n.service starts
+
+
+def test_every_unit_but_the_alert_starts_an_alert_on_failure():
+    services = sorted(p.name for p in UNITS.glob("*.service") if p.name != "collector-alert@.service")
+    assert "collector-monitor.service" in services and "ws-collector@.service" in services
+    for name in services:
+        assert parse_unit(UNITS / name)["Unit"].get("OnFailure") == ["collector-alert@%n.service"], name
+    alert = parse_unit(UNITS / "collector-alert@.service")
+    assert "OnFailure" not in alert["Unit"] and "PartOf" not in alert["Unit"]   # no loop; a stop does not cut it
+    assert alert["Service"]["ExecStart"] == [f"{EXEC} alert --unit %i"]
+    assert alert["Service"]["Type"] == ["oneshot"] and alert["Service"]["User"] == ["collector"]
+    assert alert["Service"]["EnvironmentFile"] == ["/etc/collector/collector.env"]   # the secrets: never in argv
+    # the monitor and the alert share the alerts' state (the monitor sends "resolved")
+    monitor = parse_unit(UNITS / "collector-monitor.service")["Service"]
+    assert alert["Service"]["StateDirectory"] == monitor["StateDirectory"] == ["collector/alert"]
+
+
+def test_a_crash_loop_of_a_stream_ends_in_the_failed_state():
+    """Restart=always alone restarts forever and never fails (so never alerts): the start limit ends it."""
+    unit = parse_unit(UNITS / "ws-collector@.service")
+    (interval,) = unit["Unit"]["StartLimitIntervalSec"]
+    (burst,) = unit["Unit"]["StartLimitBurst"]
+    (restart_sec,) = unit["Service"]["RestartSec"]
+    assert int(burst) >= 3
+    # the burst fits in the interval at RestartSec (a loop is caught), a watchdog restart now and then is not one
+    assert int(burst) * int(restart_sec.removesuffix("s")) < int(interval.removesuffix("min")) * 60
+
+
+def test_the_alert_unit_is_hardened(fake_root):
+    res = run("security", "--offline=true", f"--root={fake_root}", "--no-pager",
+              f"--threshold={int(MAX_EXPOSURE * 10)}", ALERT_OF_WS)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_backup_writes_only_its_directory():
+    svc = parse_unit(UNITS / "collector-backup.service")["Service"]
+    assert svc["ReadWritePaths"] == ["/var/backups/collector"] and svc["ProtectSystem"] == ["strict"]
 
 
 def test_collector_target_is_wanted_at_boot():
@@ -231,9 +274,10 @@ def _hardening(unit: Path) -> list[str]:
 def test_every_service_has_the_same_hardening_block():
     """The ~33 hardening lines are repeated in each service: systemd has no clean way to share them
     here (a drop-in applies by unit-name prefix, and the units keep the names the user knows:
-    ws-collector@, rest-collector, depth, greeks, funding, collector-monitor), so this keeps them equal."""
+    ws-collector@, rest-collector, depth, greeks, funding, collector-monitor, collector-backup,
+    collector-alert@), so this keeps them equal."""
     services = sorted(UNITS.glob("*.service"))
-    assert len(services) == 6
+    assert len(services) == 8
     blocks = {s.name: _hardening(s) for s in services}
     reference = blocks["ws-collector@.service"]
     assert len(reference) >= 30
