@@ -287,10 +287,13 @@ class Choice:
         return ", ".join(self.choices[:-1]) + " or " + self.choices[-1]
 
     def __call__(self, var: str, value: Any) -> str:
-        s = str(value).strip().upper()
+        s = self._spelled(str(value).strip())
         if s not in self.choices:
             raise ConfigError(var, value, self.allowed)
         return s
+
+    def _spelled(self, s: str) -> str:
+        return s.upper()
 
     def show(self, value: str) -> str:
         return value
@@ -443,24 +446,9 @@ class SecretUrl:
 
 
 @dataclass(frozen=True)
-class Word:
+class Word(Choice):
     """One of a few lower-case names."""
-    choices: tuple[str, ...]
     metavar = "NAME"
 
-    @property
-    def allowed(self) -> str:
-        return "one of " + ", ".join(self.choices)
-
-    @property
-    def brief(self) -> str:
-        return ", ".join(self.choices[:-1]) + " or " + self.choices[-1]
-
-    def __call__(self, var: str, value: Any) -> str:
-        s = str(value).strip().lower()
-        if s not in self.choices:
-            raise ConfigError(var, value, self.allowed)
-        return s
-
-    def show(self, value: str) -> str:
-        return value
+    def _spelled(self, s: str) -> str:
+        return s.lower()

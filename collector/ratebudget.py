@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from collector.deribit.ratelimit import (
-    DEFAULT_CAPACITY, DEFAULT_COST, DEFAULT_REFILL_PER_S, CreditBucket, shared_bucket,
+    Blocking, DEFAULT_CAPACITY, DEFAULT_COST, DEFAULT_REFILL_PER_S, CreditBucket, shared_bucket,
 )
 
 __all__ = ["FileBucket", "budget_for", "budget_path", "writable_dir"]
@@ -48,7 +48,7 @@ _EPSILON = 1e-6
 _MAX_AHEAD_S = 60.0            # the longest pause a drain may set
 
 
-class FileBucket:
+class FileBucket(Blocking):
     """A :class:`~collector.deribit.ratelimit.CreditBucket` whose state lives in ``path``, shared by every
     process (and thread) that opens the same file. Same interface: ``acquire``, ``try_acquire``,
     ``drain``, ``credits``, ``capacity``, ``cost``; ``clock`` must be one all processes share."""
@@ -128,19 +128,6 @@ class FileBucket:
             return c, s, p, (need - c) / self.refill_per_s
 
         return self._update(take)
-
-    def acquire(self, cost: float | None = None) -> float:
-        """Block until the credits are taken; returns the seconds spent waiting."""
-        waited = 0.0
-        while True:
-            wait = self.try_acquire(cost)
-            if wait <= 0.0:
-                if waited:
-                    with self._lock:
-                        self.waited_s += waited
-                return waited
-            self._sleep(wait)
-            waited += wait
 
     def drain(self, pause_s: float = 0.0) -> None:
         """After a 10028/429: empty the pool of every process and let nobody through for ``pause_s``."""

@@ -29,6 +29,18 @@ def engine(request) -> str:
     return request.param
 
 
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.engines("postgres")``: the test's other engine variants are deselected (said in the summary)."""
+    keep, drop = [], []
+    for item in items:
+        mark = item.get_closest_marker("engines")
+        engine = getattr(getattr(item, "callspec", None), "params", {}).get("engine")
+        (drop if mark is not None and engine is not None and engine not in mark.args else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def migrated_template(pg) -> str:
     name = create_database(pg)

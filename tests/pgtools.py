@@ -82,6 +82,14 @@ def create_database(proc, template: str = "template0") -> str:
                 conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (template,))
                 if attempt == 49:
                     raise
+        # what ALTER DATABASE ... SET gave the template (0002's search_path, for time_bucket/first/last on
+        # plain PostgreSQL) is the database's, not copied by CREATE DATABASE: set it again, as a real one has it
+        for (setting,) in conn.execute(
+                "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+                "WHERE d.datname = %s AND s.setrole = 0", (template,)):
+            key, _, value = setting.partition("=")
+            conn.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                sql.Identifier(name), sql.Identifier(key), sql.SQL(value)))
     return name
 
 

@@ -44,7 +44,32 @@ class Limiter(Protocol):
     def drain(self, pause_s: float = 0.0) -> None: ...
 
 
-class CreditBucket:
+class Blocking:
+    """``acquire`` from ``try_acquire`` (seconds to wait, 0 when taken): one loop for every bucket kind.
+    The bucket provides ``_lock``, ``_sleep`` and ``waited_s``."""
+
+    _lock: threading.Lock
+    _sleep: Callable[[float], None]
+    waited_s: float
+
+    def try_acquire(self, cost: float | None = None) -> float:
+        raise NotImplementedError
+
+    def acquire(self, cost: float | None = None) -> float:
+        """Block until the credits are taken; returns the seconds spent waiting."""
+        waited = 0.0
+        while True:
+            wait = self.try_acquire(cost)
+            if wait <= 0.0:
+                if waited:
+                    with self._lock:
+                        self.waited_s += waited
+                return waited
+            self._sleep(wait)
+            waited += wait
+
+
+class CreditBucket(Blocking):
     """``acquire()`` blocks until ``cost`` credits are available, then takes them.
 
     Starts full. ``clock`` is a monotonic seconds clock; ``sleep`` waits (both default to ``time``).
@@ -92,19 +117,6 @@ class CreditBucket:
                 self._credits = max(0.0, self._credits - need)
                 return 0.0
             return (need - self._credits) / self.refill_per_s
-
-    def acquire(self, cost: float | None = None) -> float:
-        """Block until the credits are taken; returns the seconds spent waiting."""
-        waited = 0.0
-        while True:
-            wait = self.try_acquire(cost)
-            if wait <= 0.0:
-                if waited:
-                    with self._lock:
-                        self.waited_s += waited
-                return waited
-            self._sleep(wait)
-            waited += wait
 
     def drain(self, pause_s: float = 0.0) -> None:
         """After a 10028/429: empty the pool and let nobody through for ``pause_s`` seconds (then the

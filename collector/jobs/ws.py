@@ -188,10 +188,10 @@ class WsJob:
         for t in failed:
             log.error("task_failed", extra={"task": t.get_name(), "error": repr(t.exception())[:500]})
         code = 1 if failed else 0
-        await self._shutdown(workers, stop)
+        await self._shutdown(workers, stop, state="failed" if failed else "stopped")
         return code
 
-    async def _shutdown(self, workers: list[asyncio.Task], stop: asyncio.Task) -> None:
+    async def _shutdown(self, workers: list[asyncio.Task], stop: asyncio.Task, state: str = "stopped") -> None:
         # each step that can fail is logged and passed: the queue below must be flushed whatever happens
         self._step("systemd", self.health.stopping)
         log.info("ws_stopping", extra={"queue_rows": len(self.queue)})
@@ -221,7 +221,7 @@ class WsJob:
                 log.log(logging.WARNING if t.get_name() == "session" else logging.ERROR, "task_failed_at_stop",
                         extra={"task": t.get_name(), "error": repr(res)[:500]})
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if not await asyncio.to_thread(self.health.report, "stopped"):
+        if not await asyncio.to_thread(self.health.report, state):   # "failed": `db status` and the monitor see it
             log.warning("final_status_not_written", extra={"reason": "database unavailable"})
         self.store.close()
         log.info("ws_stopped", extra=self.counters())

@@ -112,10 +112,13 @@ class BatchStore:
         now = self._clock()
         if now < self._next_try:
             return None
+        conn = None
         try:
             conn = db.connect(self.dsn, autocommit=True)
             self._prepare(conn)
         except psycopg.Error as err:
+            if conn is not None:
+                conn.close()     # prepared badly: never left open behind a retry
             if not db.is_connection_error(err):
                 raise
             self._mark_down(err)

@@ -39,6 +39,7 @@ def hits(conn) -> dict[str, int]:
                              (list(JOBS),)).fetchall())
 
 
+@pytest.mark.engines("postgres")   # the credit budget does not depend on the database engine
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-process"])
 def test_every_rest_job_at_once_draws_no_10028_only_with_the_shared_budget(rest_sim, dsn, conn, tmp_path, shared):
     sim = rest_sim(speed=3600, trade_rate=100, strikes=4)

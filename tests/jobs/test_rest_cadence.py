@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from collector.jobs import rest
 from collector.jobs.restjob import EXIT_OK
 from tests.jobs.restsim import MINUTE_MS, START_MS, control, pause, run_until, settings_for
@@ -24,6 +26,7 @@ def _advance_to(sim, minute_ms: int) -> int:
     return now
 
 
+@pytest.mark.engines("postgres")   # the cadence is the REST pass's; both engines store it alike (test_rest_job)
 def test_each_kind_on_its_own_cadence_and_no_candle_skipped(rest_sim, dsn, conn, tmp_path, bucket):
     sim = rest_sim(speed=600, trade_rate=200, strikes=2)
     run_until(sim, START_MS + 30 * MINUTE_MS)

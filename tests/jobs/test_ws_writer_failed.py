@@ -47,6 +47,7 @@ def test_a_permanent_write_failure_exits_non_zero_with_every_row_kept(dsn, tmp_p
     assert len(failed) == 1 and "rho" in failed[0]["error"], err[-3000:]   # one clear error, naming the cause
     assert not log_lines(err, "flush_failed") and not log_lines(err, "row_rejected")
     made = log_lines(err, "ws_stopped")[-1]["quotes"]
+    assert rows(dsn, "SELECT state FROM collector_status WHERE job = 'ws:BTC'") == [("failed",)]   # what db status shows
     kept = Spool(spool / "ws-BTC", 1 << 40)
     spooled = sum(len(kept.load(s)) for s in kept.segments() if s.table == "option_quotes")
     stored = rows(dsn, "SELECT count(*) FROM btc_option_quotes")[0][0]

@@ -204,6 +204,7 @@ def test_monitor_stale_then_alert_unit_then_resolved(receiver, dsn, conn, tmp_pa
     assert conn.execute("SELECT count(*) FROM size_samples").fetchone()[0] == 4   # each monitor run: a sample
 
 
+@pytest.mark.engines("postgres")   # the health report itself is tested on both engines (test_status.py)
 def test_run_all_checks_health_in_its_process_warns_and_alerts_once(receiver, dsn, tmp_path):
     """`collector run-all` (what bin/run runs): every COLLECTOR_MONITOR_EVERY the same health check,
     a warning per failed check in its log and one alert (the repeats suppressed)."""

@@ -346,3 +346,12 @@ def test_a_foreign_table_named_like_a_new_currency_is_refused(empty_dsn):
         _migrate(empty_dsn, currencies=("BTC", "ETH", "SOL"))
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('sol_option_quotes')").fetchone()[0] is None  # nothing half-made
+
+
+def test_time_bucket_first_last_work_on_either_engine_in_a_test_database(conn):
+    """The user's queries call time_bucket/first/last unqualified: on plain PostgreSQL through 0002's
+    database search_path, which the test databases (clones of a template) carry like a real one."""
+    row = conn.execute("SELECT time_bucket('1 hour', timestamptz '2024-03-01 10:17+00'), "
+                       "first(x, t), last(x, t) FROM (VALUES (1.0::float8, timestamptz '2024-03-01 10:00+00'), "
+                       "(2.0, timestamptz '2024-03-01 10:01+00')) v(x, t)").fetchone()
+    assert row[1:] == (1, 2) and row[0].hour == 10 and row[0].minute == 0

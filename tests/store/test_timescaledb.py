@@ -180,7 +180,11 @@ def test_installed_but_not_preloaded_gives_plain_tables_then_converts_with_the_d
     rows += [R.IndexPrice(OLD + timedelta(minutes=i), "btc_usd", 90000.0 + i) for i in range(100)]
     assert store.write(rows).inserted == 450
     store.close()
-    assert _cli(dsn, "db", "status").returncode == 0
+    status = _cli(dsn, "db", "status", "--json")   # reads the plain tables; the 10-day-old rows are stale (exit 1)
+    report = json.loads(status.stdout)
+    assert status.returncode == 1 and report["failures"], status.stderr
+    assert {f["check"].split(":")[0] for f in report["failures"]} <= {"stale", "hole"}, report["failures"]
+    assert {r["relation"]: r["rows"] for r in report["relations"]}["eth_option_quotes"] >= 0
 
     # the user adds the preload and restarts: the next migrate converts everything, data kept
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -199,8 +203,8 @@ def test_installed_but_not_preloaded_gives_plain_tables_then_converts_with_the_d
     assert q(dsn, "SELECT sum(quotes) FROM eth_option_quotes_1h") == [(300,)]
     assert q(dsn, "SELECT count(*) FROM timescaledb_information.continuous_aggregates") == [(2,)]
     st = _cli(dsn, "db", "status", "--json")
-    assert st.returncode == 0
     doc = json.loads(st.stdout)
+    assert st.returncode == 1 and {f["check"].split(":")[0] for f in doc["failures"]} <= {"stale", "hole"}   # old rows
     assert {r["relation"]: r["rows"] for r in doc["relations"]}["eth_option_quotes"] == 300
     assert _cli(dsn, "db", "migrate").stdout.strip() == "database is up to date"
 
