@@ -93,8 +93,9 @@ def webhook_request(settings: Settings, msg: Message) -> tuple[str, dict[str, An
     fmt = settings.alert_format
     full = f"{msg.subject()}\n\n{msg.text()}".strip()
     if fmt == "ntfy":   # JSON publishing goes to the server's root, the topic in the body
-        base, _, topic = url.rstrip("/").rpartition("/")
-        return base + "/", {"topic": topic, "title": msg.subject(), "message": msg.text() or msg.title,
+        parts = urlsplit(url)   # https://ntfy.sh/TOPIC[?auth=...]: the query (ntfy's auth) stays on the URL
+        base, _, topic = parts.path.rstrip("/").rpartition("/")
+        return parts._replace(path=base + "/").geturl(), {"topic": topic, "title": msg.subject(), "message": msg.text() or msg.title,
                             "priority": 4 if msg.kind == "failure" else 3,
                             "tags": ["rotating_light"] if msg.kind == "failure" else ["white_check_mark"]}
     if fmt == "slack":  # Slack reads "text", Discord "content" (at most 2000 characters); each ignores the other

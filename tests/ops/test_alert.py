@@ -91,6 +91,13 @@ def test_each_format_has_its_json_shape(receiver, tmp_path, fmt):
         assert body["chat_id"] == "-100123" and STALE.text in body["text"]
 
 
+def test_ntfy_keeps_its_auth_query_on_the_url_not_in_the_topic(receiver, tmp_path):
+    s = settings(tmp_path, COLLECTOR_ALERT_WEBHOOK=receiver.url + "/collector-alerts?auth=tk", COLLECTOR_ALERT_FORMAT="ntfy")
+    assert alert.notify(s, "collector-monitor.service", [STALE])
+    (path, body), = receiver.got
+    assert path == "/?auth=tk" and body["topic"] == "collector-alerts"
+
+
 def test_one_message_per_failure_repeats_suppressed_resolved_after_a_pass(receiver, tmp_path):
     s = settings(tmp_path, COLLECTOR_ALERT_WEBHOOK=receiver.url + "/hook", COLLECTOR_ALERT_REPEAT_SECONDS="1h")
     key = "collector-monitor.service"
