@@ -54,8 +54,15 @@ def num(d: Mapping[str, Any], field: str) -> float | None:
     if t is float:
         return v
     if t is int:
-        return float(v)
+        return _int_to_float(field, v)
     raise bad_number(field, v)
+
+
+def _int_to_float(field: str, v: int) -> float:
+    try:
+        return float(v)
+    except OverflowError:   # an integer beyond any double (a JSON number of 300+ digits)
+        raise ParseError(f"{field}: out of range: {str(v)[:20]}…") from None
 
 
 def req(d: Mapping[str, Any], field: str) -> float:
@@ -65,7 +72,7 @@ def req(d: Mapping[str, Any], field: str) -> float:
     if t is float:
         return v
     if t is int:
-        return float(v)
+        return _int_to_float(field, v)
     if v is None:
         raise ParseError(f"{field}: missing")
     raise bad_number(field, v)

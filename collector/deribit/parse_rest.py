@@ -43,7 +43,7 @@ def candles(instrument: str, chart_result: Any, kind: str = "perpetual") -> list
         if type(col) is not list or len(col) != n:
             raise ParseError(f"{f}: missing, not an array, or not as long as ticks")
         for v in col:
-            if v is not None and type(v) is not float and type(v) is not int:
+            if v is not None and type(v) is not float and (type(v) is not int or abs(v) > _MAX_INT_AS_FLOAT):
                 raise bad_number(f, v)
         cols.append(col)
     cur = currency_of(instrument)
@@ -53,6 +53,9 @@ def candles(instrument: str, chart_result: Any, kind: str = "perpetual") -> list
               fl(cols[2][i]), fl(cols[3][i]), fl(cols[4][i]), fl(cols[5][i]))
         for i in range(n)
     ]
+
+
+_MAX_INT_AS_FLOAT = 10 ** 308   # beyond it float() overflows
 
 
 def _opt_float(v: Any) -> float | None:

@@ -16,12 +16,13 @@ instrument's newest ``trade_seq`` with the last one stored or seen (the pipeline
 * an instrument with no baseline at all (none stored, none seen since the start) has every trade since
   the stream's start missing;
 * "the first seq seen is the baseline": for an instrument whose baseline was not read from the database,
-  trades before its first one seen after the start cannot be told from the stream. The first pass that
-  sees such an instrument writes again its trades since the start (the database's natural key absorbs
+  trades before its first one seen after the start cannot be told from the stream. The first two passes
+  that see such an instrument write again its trades since the start (the database's natural key absorbs
   those already stored; counted as ``rewritten``, no ``data_gaps`` row since none can be said to be
-  missing), so these are recovered too; from then on the instrument is covered.
+  missing), so these are recovered too; from then on the instrument is covered. Two, because a trade
+  can become visible over REST after newer ones: the second pass's window overlaps the first's.
 
-The window of a pass starts where the previous one ended (the newest trade it saw), the first one at
+The window of a pass starts :data:`OVERLAP` before the newest trade the previous one saw, the first one at
 the first connection -- in the exchange's time (``public/get_time`` once, at the first pass: trade
 timestamps are Deribit's); the restart and disconnect backfills of :class:`Continuity` cover what
 happened before.
@@ -48,6 +49,10 @@ log = logging.getLogger("collector.jobs.ws")
 UTC = timezone.utc
 CAUSE = "trade_reconcile"
 FORGET_AFTER = 3          # passes: an instrument absent from this many is dropped from ``known``
+# each window starts this much before the newest trade the last pass saw: a trade may become visible over
+# REST after newer ones (a late fill)
+OVERLAP = timedelta(seconds=10)
+SIGHTINGS = 2             # passes that write again an uncovered instrument's trades before its first seen
 
 
 class TradeReconcile:
@@ -74,7 +79,8 @@ class TradeReconcile:
         self._subscribed_at: float | None = None  # the stream's first subscription (wall clock)
         self._start: datetime | None = None       # ... in the exchange's time
         self._window: datetime | None = None      # where the next pass's window starts
-        self._covered: set[str] = set()           # baselines known good (stored, or seen by a pass)
+        self._covered: set[str] = set()           # baselines known good (stored, or seen by SIGHTINGS passes)
+        self._sightings: dict[str, int] = {}      # passes that saw an instrument not yet covered
         self._known: dict[str, int] = {}          # newest seq a pass saw, per instrument
         self._absent: dict[str, int] = {}
         self.passes = 0
@@ -117,7 +123,7 @@ class TradeReconcile:
         await asyncio.sleep(self.settle_s)   # trades Deribit had but still on their way over the stream
         self._compare(trades)
         if trades and self._window is not None:
-            self._window = max(self._window, max(t.timestamp for t in trades))
+            self._window = max(self._window, max(t.timestamp for t in trades) - OVERLAP)
         self.passes += 1
 
     # -- fetch (worker thread) ----------------------------------------------------------------------
@@ -185,7 +191,13 @@ class TradeReconcile:
                 for t in again:
                     self._put(t)
                 self.rewritten += len(again)
-            self._covered.add(inst)
+            if inst not in self._covered:
+                # covered after a second pass: its window overlaps the first's, so a trade before the first
+                # one seen that became visible late is written too
+                self._sightings[inst] = self._sightings.get(inst, 0) + 1
+                if self._sightings[inst] >= SIGHTINGS:
+                    self._covered.add(inst)
+                    del self._sightings[inst]
             self._known[inst] = max(newest, last if last is not None else newest)
             self._absent.pop(inst, None)
         for inst in [i for i in self._known if i not in by_inst]:

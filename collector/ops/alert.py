@@ -95,9 +95,10 @@ def webhook_request(settings: Settings, msg: Message) -> tuple[str, dict[str, An
     if fmt == "ntfy":   # JSON publishing goes to the server's root, the topic in the body
         parts = urlsplit(url)   # https://ntfy.sh/TOPIC[?auth=...]: the query (ntfy's auth) stays on the URL
         base, _, topic = parts.path.rstrip("/").rpartition("/")
-        return parts._replace(path=base + "/").geturl(), {"topic": topic, "title": msg.subject(), "message": msg.text() or msg.title,
-                            "priority": 4 if msg.kind == "failure" else 3,
-                            "tags": ["rotating_light"] if msg.kind == "failure" else ["white_check_mark"]}
+        body = {"topic": topic, "title": msg.subject(), "message": msg.text() or msg.title,
+                "priority": 4 if msg.kind == "failure" else 3,
+                "tags": ["rotating_light"] if msg.kind == "failure" else ["white_check_mark"]}
+        return parts._replace(path=base + "/").geturl(), body
     if fmt == "slack":  # Slack reads "text", Discord "content" (at most 2000 characters); each ignores the other
         return url, {"text": full, "content": full[:2000]}
     if fmt == "telegram":

@@ -344,6 +344,15 @@ def test_every_parser_returns_records_or_raises_parse_error(data):
                 assert isinstance(rec, (Record, msgspec.Struct))
 
 
+@pytest.mark.parametrize("field", ["best_ask_price", "mark_price", "timestamp"])
+def test_an_integer_beyond_any_double_is_a_parse_error_not_an_overflow(field):
+    """Found by the property above (CI, 2026-12-02): float() of a 300-digit JSON integer raised OverflowError."""
+    for fn in PARSERS:
+        got = outcome(fn, {**PERP, field: 10 ** 400})
+        assert isinstance(got, (ParseError, list, Record, msgspec.Struct)), got
+    assert isinstance(outcome(parse.perpetual_quote, {**PERP, field: 10 ** 400}), ParseError)
+
+
 @FUZZ
 @given(data=st.sampled_from([TICKER, PERP]).flatmap(mutated))
 def test_the_fast_ticker_parsers_agree_with_the_dict_parsers_on_hostile_tickers(data):

@@ -76,13 +76,14 @@ def test_trades_skipped_before_the_first_one_seen_after_a_start_without_baseline
         control(sim, "clock", {"speed": 1})
         wait_until(lambda: skipping(sim, victim) == 0 and len(stored(dsn, victim)) > 0, 60,
                    what="the victim's skipped trades, then one seen")
-        after = {s for s, _ in truth(sim, victim) if start_seq is None or s > start_seq}
-        first_seen = min(stored(dsn, victim))
-        assert any(s < first_seen for s in after)             # the skipped ones came before the baseline
-        assert job.job.pipeline.counts["trade_gaps"] == 0 or first_seen > min(after)
-        wait_until(lambda: stored(dsn, victim) >= {s for s in after if s < first_seen}, WITHIN_S,
-                   what="the trades before the first one seen")
-        assert job.job.trade_reconcile.rewritten > 0
+        after = sorted(s for s, _ in truth(sim, victim) if start_seq is None or s > start_seq)
+        skipped = set(after[:3])                              # the fault's three: the victim's first trades
+        # Either a pass saw them before the stream delivered one (no baseline: recovered as missing), or the
+        # first one seen became the baseline and a pass wrote them again (rewritten) -- which one depends on
+        # when the passes fall; both must end with every one of them stored
+        wait_until(lambda: stored(dsn, victim) >= skipped, WITHIN_S, what="the trades before the first one seen")
+        rec = job.job.trade_reconcile
+        assert rec.rewritten > 0 or rec.recovered >= len(skipped), (rec.rewritten, rec.recovered)
         assert job.stop() == 0
     finally:
         job.stop()
