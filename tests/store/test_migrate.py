@@ -355,3 +355,17 @@ def test_time_bucket_first_last_work_on_either_engine_in_a_test_database(conn):
                        "first(x, t), last(x, t) FROM (VALUES (1.0::float8, timestamptz '2024-03-01 10:00+00'), "
                        "(2.0, timestamptz '2024-03-01 10:01+00')) v(x, t)").fetchone()
     assert row[1:] == (1, 2) and row[0].hour == 10 and row[0].minute == 0
+
+
+def test_a_rerun_for_a_known_currency_takes_no_share_lock_on_its_tables(conn):
+    """`db migrate` runs collector_ensure_currency() for every currency at every run, while the streams
+    insert: it must not take a SHARE lock (CREATE INDEX) on tables that have their indexes already (a re-run
+    of the playbook deadlocked against the streams' inserts)."""
+    with conn.transaction():
+        conn.execute("SELECT collector_ensure_currency('BTC')")
+        held = conn.execute("""
+            SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+            WHERE l.pid = pg_backend_pid() AND c.relkind IN ('r', 'p')   -- tables and chunks (the plain view is replaced)
+              AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock',
+                                                          'AccessExclusiveLock')""").fetchall()
+    assert held == []
