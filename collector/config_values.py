@@ -428,18 +428,20 @@ class Text:
 
 
 @dataclass(frozen=True)
-class SecretUrl:
-    """An http(s) URL that may carry a token (a webhook): an error message never shows it."""
-    metavar = "URL"
-    allowed = "an http:// or https:// URL with a host"
-    brief = "http:// or https:// URL (a secret: keep it in the env file)"
+class SecretUrl(Url):
+    """An http(s) URL that may carry a token (a webhook): :class:`Url`'s check, but an error message never
+    shows the value, nor does ``show``."""
+    schemes: tuple[str, ...] = ("http", "https")
+
+    @property
+    def brief(self) -> str:
+        return super().brief + " (a secret: keep it in the env file)"
 
     def __call__(self, var: str, value: Any) -> str:
-        s = str(value).strip()
-        scheme, _, rest = s.partition("://")
-        if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
-            raise ConfigError(var, "(hidden)", self.allowed)
-        return s
+        try:
+            return super().__call__(var, value)
+        except ConfigError:
+            raise ConfigError(var, "(hidden)", self.allowed) from None
 
     def show(self, value: str | None) -> str:
         return "—" if not value else "(set)"
